@@ -1,0 +1,68 @@
+"""Reading images and masks from disk, with errors that name the file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from zsadbench.errors import DataError
+
+Crop = tuple[int, int, int, int] | None
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError as exc:
+        raise DataError(f"image file not found: {path}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"cannot read image file {path} ({exc}); the file is corrupt or not an image: replace it") from exc
+    return image
+
+
+def _apply_crop(array: np.ndarray, crop: Crop, path: Path) -> np.ndarray:
+    if crop is None:
+        return array
+    top, left, height, width = crop
+    if top + height > array.shape[0] or left + width > array.shape[1]:
+        raise DataError(f"crop {crop} lies outside {path} of size {array.shape[1]}x{array.shape[0]}")
+    return array[top : top + height, left : left + width]
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255
+    if np.issubdtype(array.dtype, np.integer):
+        peak = 65535 if array.max(initial=0) > 255 else 255
+        return (array.astype(np.float64) * (255.0 / peak)).round().astype(np.uint8)
+    array = np.nan_to_num(array.astype(np.float64))
+    top = array.max(initial=0.0)
+    scale = 255.0 if top <= 1.0 else 255.0 / top
+    return (array * scale).clip(0, 255).round().astype(np.uint8)
+
+
+def read_rgb(path: str | Path, crop: Crop = None) -> np.ndarray:
+    """``uint8 [H,W,3]`` RGB; grayscale is replicated, 16-bit rescaled, alpha and palettes dropped."""
+    path = Path(path)
+    image = _open(path)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        gray = _to_uint8(np.asarray(image))
+        array = np.repeat(gray[..., None], 3, axis=2)
+    else:
+        array = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(_apply_crop(array, crop, path))
+
+
+def read_mask(path: str | Path, crop: Crop = None, threshold: int = 0) -> np.ndarray:
+    """``bool [H,W]``: pixels whose gray value is ``> threshold`` (0 for PNG 0/255 masks; JPEG masks need ~127)."""
+    path = Path(path)
+    image = _open(path)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        gray = _to_uint8(np.asarray(image))
+    else:
+        gray = np.asarray(image.convert("L"))
+    return np.ascontiguousarray(_apply_crop(gray, crop, path) > threshold)

@@ -1,0 +1,1 @@
+"""Built-in method plugins, registered through the ``zsadbench.methods`` entry-point group."""

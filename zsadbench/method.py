@@ -1,0 +1,121 @@
+"""The method plugin interface shared by zero-shot, few-shot and training-free methods.
+
+scikit-learn discipline: ``__init__`` only stores its arguments; :meth:`Method.setup` builds the model and
+loads weights; :meth:`Method.fit` adapts it (training on an auxiliary set, or remembering k support images)
+and returns ``self``; :meth:`Method.predict` maps a :class:`~zsadbench.types.Batch` to a
+:class:`~zsadbench.types.Prediction`. Learned state ends in ``_`` and is exported by :meth:`state_dict`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from .config import MethodConfig
+from .errors import NotFittedError
+from .types import Batch, Prediction
+
+Setting = Literal["zero-shot", "few-shot"]
+FitKind = Literal["auxiliary", "support", "none"]
+
+
+@dataclass
+class FitData:
+    """What :meth:`Method.fit` receives.
+
+    ``kind`` is ``"auxiliary"`` for zero-shot training (labelled images and masks of the auxiliary dataset,
+    ``dataset`` names it), ``"support"`` for few-shot (``shots`` normal images of ``category``) and ``"none"``
+    for zero-shot methods that do not train. ``batches(batch_size, shuffle, seed)`` yields
+    :class:`~zsadbench.types.Batch` objects with ``gt_label`` and ``gt_mask`` at the method's input size.
+    """
+
+    kind: FitKind
+    batches: Callable[..., Iterator[Batch]] = field(repr=False, default=lambda *a, **k: iter(()))
+    num_images: int = 0
+    dataset: str = ""
+    category: str | None = None
+    shots: int = 0
+    seed: int = 0
+    progress: Callable[[str, float], None] | None = field(default=None, repr=False)
+
+    def report(self, message: str, fraction: float) -> None:
+        """Report training progress (``fraction`` in ``[0,1]``) to the runner's display, if any."""
+        if self.progress is not None:
+            self.progress(message, fraction)
+
+
+class Method(ABC):
+    """Base class of every anomaly-detection method, built-in or third-party.
+
+    Subclasses set the class attributes below and implement :meth:`setup` and :meth:`predict`
+    (plus :meth:`fit`, :meth:`state_dict` and :meth:`load_state_dict` when they learn anything).
+    """
+
+    zsadbench_api: ClassVar[int] = 1
+    name: ClassVar[str]
+    settings: ClassVar[frozenset[str]] = frozenset({"zero-shot"})
+    shots: ClassVar[tuple[int, ...]] = ()
+    trains_on_auxiliary: ClassVar[bool] = False
+    config_class: ClassVar[type[MethodConfig]] = MethodConfig
+    default_pretrained: ClassVar[str] = "none"
+    paper: ClassVar[str] = ""
+
+    def __init__(self, config: MethodConfig | None = None, *, pretrained: str = "default", device: str = "cpu") -> None:
+        self.config = config if config is not None else self.config_class()
+        self.pretrained = pretrained
+        self.device = device
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    @property
+    def pretrained_tag(self) -> str:
+        """The weights actually asked for: the class default when the user said ``default``."""
+        return self.default_pretrained if self.pretrained in ("default", "", None) else self.pretrained
+
+    @property
+    def is_random_init(self) -> bool:
+        """True when the backbone runs with random weights (``--pretrained none``)."""
+        return self.pretrained_tag == "none"
+
+    @property
+    def input_size(self) -> int:
+        """Side of the square images the method takes (``config.image_size``)."""
+        return int(getattr(self.config, "image_size"))
+
+    @abstractmethod
+    def setup(self) -> "Method":
+        """Build the model and load its weights; idempotent; returns ``self``."""
+
+    def fit(self, data: FitData) -> "Method":
+        """Adapt to ``data`` (see :class:`FitData`); training-free methods keep this default."""
+        self.fitted_ = True
+        return self
+
+    @abstractmethod
+    def predict(self, batch: Batch) -> Prediction:
+        """Anomaly scores ``[B]`` and maps ``[B,H,W]`` (float32, higher = more anomalous)."""
+
+    def check_fitted(self) -> None:
+        """Raise :class:`NotFittedError` unless :meth:`fit` has run."""
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError(f"{type(self).__name__}.predict called before fit(); call setup() and fit() first")
+
+    # -- state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Learned state to cache and reuse across datasets and runs (empty for training-free methods)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned; the method counts as fitted afterwards."""
+        self.fitted_ = True
+
+    def weights_info(self) -> dict[str, Any]:
+        """Provenance of the backbone weights: at least ``tag``, ``sha256`` (or ``None``) and ``random``."""
+        return {"tag": self.pretrained_tag, "sha256": None, "random": self.is_random_init}
+
+    @classmethod
+    def describe(cls) -> str:
+        """One line for ``zsadbench list``."""
+        shots = f" k={','.join(map(str, cls.shots))}" if cls.shots else ""
+        return f"{'/'.join(sorted(cls.settings))}{shots}"
+

@@ -1,0 +1,85 @@
+"""The small data types that flow between datasets, methods and the runner.
+
+Field names follow anomalib's convention: ``image``, ``gt_label``, ``gt_mask``, ``image_path`` on the way
+in, ``pred_score`` and ``anomaly_map`` on the way out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+Split = Literal["train", "test"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a dataset, as indexed by an adapter (no pixels loaded).
+
+    ``crop`` is an optional ``(top, left, height, width)`` window of the file (used for datasets whose
+    images are split into parts, e.g. SDD strips). ``mask_path`` is ``None`` for normal images and for
+    datasets without pixel annotations.
+    """
+
+    image_path: Path
+    category: str
+    split: Split
+    gt_label: int
+    mask_path: Path | None = None
+    defect_type: str = ""
+    crop: tuple[int, int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.gt_label not in (0, 1):
+            raise ValueError(f"gt_label must be 0 or 1, got {self.gt_label!r} for {self.image_path}")
+        if self.split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {self.split!r} for {self.image_path}")
+
+    @property
+    def key(self) -> str:
+        """A stable identifier of the sample within its dataset (path plus crop)."""
+        suffix = "" if self.crop is None else "@" + ",".join(map(str, self.crop))
+        return f"{self.image_path}{suffix}"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of images for a method.
+
+    ``image`` is float32 ``[B,3,H,W]`` RGB in ``[0,1]`` at the method's input size, *not* normalised:
+    each method applies its backbone's mean/std. ``gt_mask`` (bool ``[B,h,w]``) and ``gt_label`` (int64
+    ``[B]``) are present for training data and absent at prediction time.
+    """
+
+    image: torch.Tensor
+    category: str
+    image_path: tuple[str, ...] = ()
+    gt_label: torch.Tensor | None = None
+    gt_mask: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.image.ndim != 4 or self.image.shape[1] != 3:
+            raise ValueError(f"Batch.image must be [B,3,H,W], got {tuple(self.image.shape)}")
+
+    def __len__(self) -> int:
+        return int(self.image.shape[0])
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A method's output for one batch: ``pred_score`` float32 ``[B]``, ``anomaly_map`` float32 ``[B,H,W]``."""
+
+    pred_score: torch.Tensor
+    anomaly_map: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.pred_score.ndim != 1:
+            raise ValueError(f"pred_score must be [B], got {tuple(self.pred_score.shape)}")
+        if self.anomaly_map.ndim != 3 or self.anomaly_map.shape[0] != self.pred_score.shape[0]:
+            raise ValueError(
+                f"anomaly_map must be [B,H,W] with B={self.pred_score.shape[0]}, "
+                f"got {tuple(self.anomaly_map.shape)}"
+            )
+
