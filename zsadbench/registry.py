@@ -42,7 +42,8 @@ class Entry:
         return f"{self.source} {self.version}".strip()
 
 
-def _load_path(value: str) -> object:
+def load_object(value: str) -> object:
+    """Import and return the object named by ``"package.module:Attribute"``."""
     module_name, _, attr = value.partition(":")
     if not module_name or not attr:
         raise PluginError(f"plugin path {value!r} must look like 'package.module:ClassName'")
@@ -114,7 +115,7 @@ class Registry(Generic[T]):
 
     def register_path(self, value: str) -> str:
         """Import ``"module:Class"`` now, register it under its ``name`` attribute and return that name."""
-        obj = _load_path(value)
+        obj = load_object(value)
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {value!r} has no string class attribute 'name'")
@@ -151,7 +152,7 @@ class Registry(Generic[T]):
             )
         if entry.obj is None:
             try:
-                entry.obj = self._validate(name, _load_path(entry.value), entry.value)
+                entry.obj = self._validate(name, load_object(entry.value), entry.value)
             except PluginError as exc:
                 entry.error = str(exc)
                 raise PluginError(f"broken {self.kind} plugin {name!r} from {entry.origin}: {exc}") from exc

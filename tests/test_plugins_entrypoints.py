@@ -1,0 +1,98 @@
+"""Third-party plugins shipped in separate distributions, discovered through entry points.
+
+Each test writes a real distribution on disk (a package plus a ``*.dist-info`` folder with METADATA and
+entry_points.txt) and runs ``zsadbench`` in a subprocess with that folder on ``PYTHONPATH``: exactly what
+``pip install`` of a plugin leaves behind, with no change to zsadbench.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import toy_plugins
+
+PLUGIN_MODULE = '''
+from __future__ import annotations
+import dataclasses
+from zsadbench.config import MethodConfig
+from zsadbench.method import Method
+from zsadbench.types import Batch, Prediction
+
+@dataclasses.dataclass(frozen=True)
+class BrightConfig(MethodConfig):
+    image_size: int = 32
+
+class BrightMethod(Method):
+    """Scores each pixel by its brightness."""
+    name = "brightness"
+    config_class = BrightConfig
+    def setup(self):
+        return self
+    def predict(self, batch: Batch) -> Prediction:
+        self.check_fitted()
+        amap = batch.image.mean(dim=1)
+        return Prediction(amap.flatten(1).max(dim=1).values, amap)
+'''
+
+
+def write_distribution(site: Path, dist: str, module: str, source: str, entry_points: dict[str, dict[str, str]]) -> None:
+    (site / module).mkdir(parents=True)
+    (site / module / "__init__.py").write_text(source)
+    info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    sections = []
+    for group, entries in entry_points.items():
+        sections.append(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()))
+    (info / "entry_points.txt").write_text("\n".join(sections))
+    (info / "RECORD").write_text("")
+
+
+def zsadbench(site: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    tests_dir = Path(toy_plugins.__file__).parent
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(tests_dir)]), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "zsadbench", *args], capture_output=True, text=True, env=environment,
+                          timeout=300)
+
+
+def test_method_from_a_separate_distribution_runs_by_name(tmp_path):
+    site = tmp_path / "site"
+    write_distribution(site, "zsad-bright", "zsad_bright", PLUGIN_MODULE,
+                       {"zsadbench.methods": {"brightness": "zsad_bright:BrightMethod"},
+                        "zsadbench.datasets": {"toy": "toy_plugins:ToyDataset"}})
+    toy_plugins.write_toy_tree(tmp_path / "data" / "toy")
+    listed = zsadbench(site, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "brightness" in listed.stdout and "zsad-bright" in listed.stdout
+    result = zsadbench(site, "run", "--method", "brightness", "--datasets", "toy", "--data-root",
+                       str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--eval-size", "32", "--no-table")
+    assert result.returncode == 0, result.stderr
+    table = zsadbench(site, "table", "--out", str(tmp_path / "out"), "--format", "csv")
+    assert table.returncode == 0, table.stderr
+    assert "brightness" in table.stdout.lower()
+
+    disabled = zsadbench(site, "run", "--method", "brightness", "--datasets", "toy", "--data-root",
+                         str(tmp_path / "data"), "--out", str(tmp_path / "out2"),
+                         env={"ZSADBENCH_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert disabled.returncode == 1 and "unknown method 'brightness'" in disabled.stderr
+
+
+def test_clashing_and_broken_plugins_get_clear_errors_naming_the_distribution(tmp_path):
+    site = tmp_path / "site"
+    write_distribution(site, "zsad-clash", "zsad_clash", "", {"zsadbench.methods": {"winclip": "zsad_clash:Other"}})
+    write_distribution(site, "zsad-broken", "zsad_broken", "raise ImportError('needs libfoo')",
+                       {"zsadbench.methods": {"broken": "zsad_broken:Method"}})
+    clash = zsadbench(site, "run", "--method", "winclip", "--datasets", "synthetic", "--dry-run")
+    assert clash.returncode == 1
+    message = " ".join(clash.stderr.split())
+    assert "claimed by more than one plugin" in message and "zsad-clash" in message
+    broken = zsadbench(site, "run", "--method", "broken", "--datasets", "synthetic", "--dry-run")
+    assert broken.returncode == 1
+    message = " ".join(broken.stderr.split())
+    assert "broken method plugin 'broken' from zsad-broken" in message and "needs libfoo" in message
+    assert "Traceback" not in broken.stderr
+    listed = zsadbench(site, "list", "methods")
+    assert listed.returncode == 0 and "broken" in listed.stdout

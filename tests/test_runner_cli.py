@@ -1,0 +1,143 @@
+"""End-to-end runner tests through the CLI, with toy plugins loaded by --plugin."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from zsadbench import registry
+from zsadbench.cli.main import main
+from zsadbench.store import ResultStore
+
+import toy_plugins
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry():
+    registry.reset()
+    yield
+    registry.reset()
+
+
+@pytest.fixture()
+def data_root(tmp_path):
+    toy_plugins.write_toy_tree(tmp_path / "data" / "toy")
+    return tmp_path / "data"
+
+
+def run(*args: str) -> int:
+    registry.reset()
+    return main(["run", "--plugin", "toy_plugins:ToyDataset", "--no-table", "--eval-size", "32", *args])
+
+
+def created_at(out) -> dict[str, float]:
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        return dict(conn.execute("SELECT category, created_at FROM cells WHERE status='ok'").fetchall())
+
+
+def test_run_stores_every_category_with_metrics_from_the_data(data_root, tmp_path):
+    out = tmp_path / "out"
+    assert run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy",
+               "--data-root", str(data_root), "--out", str(out)) == 0
+    frame = ResultStore(out).to_frame()
+    assert sorted(frame.category) == ["alpha", "beta"]
+    assert (frame.status == "ok").all() and frame.random_init.eq(False).all()
+    # The toy anomalies are bright squares on flat gray images: a perfect detector at both levels.
+    assert np.allclose(frame.image_auroc, 1.0) and np.allclose(frame.pixel_auroc, 1.0, atol=1e-6)
+    artifact = ResultStore(out).load_artifact(frame.cell_id.iloc[0])
+    assert artifact["pred_score"].shape == (6,) and artifact["anomaly_map"].dtype == np.float16
+
+
+def test_interrupted_run_resumes_without_recomputing_finished_cells(data_root, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    common = ("--plugin", "toy_plugins:InterruptingMethod", "--method", "interrupting", "--datasets", "toy",
+              "--data-root", str(data_root), "--out", str(out))
+    monkeypatch.setenv("TOY_INTERRUPT_AT", "beta")
+    assert run(*common) == 130
+    first = created_at(out)
+    assert list(first) == ["alpha"]
+    monkeypatch.delenv("TOY_INTERRUPT_AT")
+    assert run(*common) == 0
+    second = created_at(out)
+    assert second["alpha"] == first["alpha"] and set(second) == {"alpha", "beta"}
+    resumed = ResultStore(out).to_frame().sort_values("category")
+    clean_out = tmp_path / "clean"
+    assert run(*common[:-1], str(clean_out)) == 0
+    clean = ResultStore(clean_out).to_frame().sort_values("category")
+    metric_columns = ["image_auroc", "image_ap", "pixel_auroc", "aupro"]
+    assert np.allclose(resumed[metric_columns].to_numpy(), clean[metric_columns].to_numpy(), equal_nan=True)
+
+
+def test_nan_output_fails_only_its_cell_and_names_it(data_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = run("--plugin", "toy_plugins:NaNMethod", "--method", "nanmethod", "--datasets", "toy",
+               "--data-root", str(data_root), "--out", str(out))
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "nanmethod toy/beta" in err and "NaN" in err
+    rows = {r.category: r for r in ResultStore(out).rows()}
+    assert rows["alpha"].status == "ok" and rows["beta"].status == "failed"
+    assert "anomaly_map" in rows["beta"].error
+
+
+def test_trained_method_fits_once_per_auxiliary_set_and_reuses_its_state(data_root, tmp_path, monkeypatch):
+    marker = tmp_path / "fits.txt"
+    monkeypatch.setenv("TOY_FIT_MARKER", str(marker))
+    out = tmp_path / "out"
+    args = ("--plugin", "toy_plugins:ToyTrainedMethod", "--method", "toytrained", "--datasets", "toy", "--aux", "toy",
+            "--seeds", "0,1", "--data-root", str(data_root), "--out", str(out))
+    assert run(*args) == 0
+    assert marker.read_text().splitlines() == ["toy", "toy"]  # one fit per seed, shared by both categories
+    assert run(*args, "--force") == 0  # recomputes the cells, but the trained states come from the cache
+    assert marker.read_text().splitlines() == ["toy", "toy"]
+    frame = ResultStore(out).to_frame()
+    assert sorted(set(frame.seed)) == [0, 1] and set(frame.aux) == {"toy"}
+
+
+def test_few_shot_draws_are_recorded_and_reproducible(data_root, tmp_path):
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        assert run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy", "--shots", "1,2",
+                   "--seeds", "0,1", "--data-root", str(data_root), "--out", str(out)) == 0
+    manifests = [[json.loads(line) for line in (o / "manifests" / "support.jsonl").read_text().splitlines()] for o in outs]
+    assert manifests[0] == manifests[1]
+    assert len(manifests[0]) == 2 * 2 * 2  # categories × shots × seeds
+    for record in manifests[0]:
+        assert len(record["files"]) == record["shots"] == len(set(record["files"]))
+        assert all(f"/{record['category']}/train/good/" in f for f in record["files"])
+
+
+def test_dry_run_prints_the_plan_and_computes_nothing(data_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy", "--shots", "0,1",
+               "--data-root", str(data_root), "--out", str(out), "--dry-run") == 0
+    printed = capsys.readouterr().out
+    assert "plan: 4 cells" in printed
+    assert not (out / "results.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--method", "toyy", "--datasets", "toy"), "unknown method 'toyy'. Did you mean 'toy'"),
+        (("--method", "toy", "--datasets", "toyy"), "unknown dataset 'toyy'"),
+        (("--method", "toy", "--datasets", "toy", "--set", "nope=1"), "no selected method has an option 'nope'"),
+        (("--method", "toy", "--datasets", "toy", "--set", "gain=abc"), "ToyConfig.gain must be float"),
+    ],
+)
+def test_bad_input_gives_one_clear_line(data_root, tmp_path, capsys, args, expected):
+    code = run("--plugin", "toy_plugins:ToyMethod", *args, "--data-root", str(data_root), "--out", str(tmp_path / "o"))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert expected in " ".join(err.split())
+    assert "Traceback" not in err
+
+
+def test_missing_data_root_names_the_path_and_the_layout(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    code = run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy",
+               "--data-root", str(missing), "--out", str(tmp_path / "o"))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "DataError" in err and str(missing / "toy") in err and "ground_truth" in err

@@ -1,0 +1,51 @@
+"""The ``zsadbench`` command: one sub-command per module, imported lazily."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from rich.console import Console
+
+from .. import __version__
+from ..errors import ZsadError
+
+COMMANDS = {
+    "run": ("zsadbench.cli.run", "evaluate methods on datasets (resumable; results go to --out)"),
+    "table": ("zsadbench.cli.table", "render the results of an output folder as a leaderboard table"),
+    "list": ("zsadbench.cli.listing", "list the available methods and datasets and where each comes from"),
+    "data": ("zsadbench.cli.data", "check dataset trees and export AnomalyCLIP meta.json files"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zsadbench",
+        description="Benchmark harness for zero-shot and few-shot visual anomaly detection.",
+    )
+    parser.add_argument("--version", action="version", version=f"zsadbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(command)
+        command.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the sub-command, and turn zsadbench errors into one line and exit status 1."""
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        return int(importlib.import_module(args._module).execute(args) or 0)
+    except ZsadError as exc:
+        console.print(f"[red]{type(exc).__name__}[/]: {exc}", highlight=False, soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: finished cells are stored; run the same command again to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""``zsadbench run``: evaluate methods on datasets; finished cells are skipped on the next run."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .options import int_list, key_value, load_plugins, name_list, positive_int
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", "-m", type=name_list, required=True, metavar="NAME[,NAME]",
+                        help="method(s) to evaluate; see `zsadbench list`")
+    parser.add_argument("--datasets", "-d", type=str, default="synthetic", metavar="NAMES",
+                        help="dataset names, comma-separated, or the groups all (the 15 ZSAD datasets), industrial, "
+                             "medical (default: synthetic, generated locally)")
+    parser.add_argument("--shots", type=int_list, default=None, metavar="K[,K]",
+                        help="0 for zero-shot, k>0 for k normal support images (default: each method's own setting)")
+    parser.add_argument("--seeds", type=int_list, default=(0,), metavar="S[,S]",
+                        help="seeds; trained and few-shot methods run once per seed and tables show mean ± std "
+                             "(default: 0)")
+    parser.add_argument("--pretrained", default="default", metavar="TAG|PATH|none",
+                        help="backbone weights: 'default' = each method's paper weights, an open_clip/timm tag, a local "
+                             "file, or 'none' for random initialisation (results are labelled as such)")
+    parser.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                        help="folder holding one sub-folder per dataset (default: $ZSADBENCH_DATA_ROOT, the config "
+                             "file, or ~/zsadbench-data)")
+    parser.add_argument("--out", type=Path, default=Path("runs/default"), metavar="DIR",
+                        help="output folder: results.sqlite, per-image artifacts, manifests (default: runs/default)")
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help="torch device: auto (cuda if available), cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--eval-size", type=positive_int, default=518, metavar="PX",
+                        help="side of the square maps and masks metrics are computed on (default: 518)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="inference batch size (default: 8)")
+    parser.add_argument("--protocol", choices=("anomalyclip", "visualad"), default="anomalyclip",
+                        help="auxiliary pairing for trained zero-shot methods: anomalyclip trains on MVTec AD (VisA for "
+                             "MVTec AD), visualad the other way round (default: anomalyclip)")
+    parser.add_argument("--aux", default=None, metavar="DATASET", help="force one auxiliary training dataset")
+    parser.add_argument("--set", dest="overrides", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                        help="override a method option, e.g. --set scales=2,3 or --set visualad.epochs=1 (repeatable)")
+    parser.add_argument("--force", action="store_true", help="recompute cells that are already stored")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan (cells, cached or not) and exit")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE:CLASS",
+                        help="load a method or dataset plugin class explicitly (repeatable)")
+    parser.add_argument("--workers", type=positive_int, default=2, metavar="N", help="image loading threads (default: 2)")
+    parser.add_argument("--save-map-size", type=positive_int, default=128, metavar="PX",
+                        help="side of the float16 anomaly maps stored per image (default: 128)")
+    parser.add_argument("--no-table", action="store_true", help="do not print the results table at the end")
+
+
+def _device(name: str) -> str:
+    import torch
+
+    from ..errors import ConfigError
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device {name!r} is not a torch device (use cpu, cuda or cuda:N)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return name
+
+
+def execute(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..runner import RunConfig, build_plan, execute_plan
+    from zsadbench.datasets.groups import expand_datasets
+
+    load_plugins(args.plugin)
+    config = RunConfig(
+        methods=args.method,
+        datasets=tuple(expand_datasets(args.datasets)),
+        shots=args.shots,
+        seeds=args.seeds,
+        pretrained=args.pretrained,
+        data_root=args.data_root,
+        out=args.out,
+        device=_device(args.device),
+        eval_size=args.eval_size,
+        batch_size=args.batch_size,
+        protocol=args.protocol,
+        aux=args.aux,
+        force=args.force,
+        overrides=tuple(args.overrides),
+        save_map_size=args.save_map_size,
+        workers=args.workers,
+    )
+    console = Console(stderr=True)
+    plan = build_plan(config)
+    for note in plan.notes:
+        console.print(f"[yellow]note[/]: {note}", highlight=False)
+    if args.dry_run:
+        from .plan_view import show_plan
+
+        show_plan(plan, Console())
+        return 0
+    summary = execute_plan(plan)
+    console.print(
+        f"{summary.done} cells computed, {summary.cached} reused from {config.out}, {summary.failed} failed",
+        highlight=False,
+    )
+    if not args.no_table and (summary.done or summary.cached):
+        from ..store import ResultStore
+        from ..tables import make_table
+
+        Console().print(make_table(ResultStore(config.out).to_frame(), "rich"))
+    if summary.failures:
+        console.print("[red]failed cells[/] (stored with their error; they are retried on the next run):")
+        for cell, message in summary.failures:
+            console.print(f"  {cell.describe()}: {message}", highlight=False, soft_wrap=True)
+        return 1
+    return 0

@@ -1,0 +1,60 @@
+"""``zsadbench table``: render the results store of an output folder as a leaderboard."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .options import name_list, positive_int
+
+FORMATS = ("rich", "md", "csv", "latex")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("runs/default"), metavar="DIR",
+                        help="output folder of `zsadbench run` (default: runs/default)")
+    parser.add_argument("--format", "-f", choices=FORMATS, default="rich", help="output format (default: rich terminal table)")
+    parser.add_argument("--per-category", action="store_true", help="one row per category, plus dataset means")
+    parser.add_argument("--metrics", type=name_list, default=None, metavar="NAME[,NAME]",
+                        help="metrics to show, e.g. image_auroc,pixel_auroc,aupro (default: every metric with a value)")
+    parser.add_argument("--level", choices=("image", "pixel"), default=None, help="only image- or pixel-level metrics")
+    parser.add_argument("--digits", type=positive_int, default=1, help="decimals of the percentages (default: 1)")
+    parser.add_argument("--reported", type=Path, action="append", default=[], metavar="CSV",
+                        help="CSV of paper-reported numbers to show beside ours, marked † (repeatable)")
+    parser.add_argument("--caption", default=None, help="LaTeX caption (wraps the tabular in a table environment)")
+    parser.add_argument("--label", default=None, help="LaTeX label")
+    parser.add_argument("--write", type=Path, default=None, nargs="?", const=Path("leaderboards"), metavar="DIR",
+                        help="also write Markdown, CSV and LaTeX files into DIR (default DIR: leaderboards/)")
+    parser.add_argument("--name", default=None, help="base name of the written files (default: the output folder's name)")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..errors import ConfigError
+    from ..metrics import METRICS
+    from ..store import ResultStore
+    from ..tables import load_reported, make_table, write_tables
+
+    for name in args.metrics or ():
+        if name not in METRICS:
+            raise ConfigError(f"--metrics: unknown metric {name!r}; known: {', '.join(METRICS)}")
+    frame = ResultStore(args.out).to_frame()
+    options = dict(
+        per_category=args.per_category,
+        metrics=list(args.metrics) if args.metrics else None,
+        level=args.level,
+        digits=args.digits,
+        reported=load_reported(args.reported) if args.reported else None,
+        caption=args.caption,
+        label=args.label,
+    )
+    rendered = make_table(frame, args.format, **options)
+    if args.format == "rich":
+        Console().print(rendered)
+    else:
+        print(rendered)
+    if args.write is not None:
+        written = write_tables(frame, args.write, args.name or args.out.resolve().name, **options)
+        for path in written:
+            Console(stderr=True).print(f"wrote {path}", highlight=False)
+    return 0

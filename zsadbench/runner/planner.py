@@ -1,0 +1,139 @@
+"""Building a :class:`Plan` from a :class:`RunConfig`: resolve plugins and data, expand the cells."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import registry
+from ..config import MethodConfig
+from ..errors import ConfigError, DataError
+from ..method import Method
+from .plan import Cell, FitGroup, RunConfig, apply_overrides, auxiliary_for, check_overrides_used
+from zsadbench.datasets.base import DatasetAdapter
+from zsadbench.datasets.roots import resolve_root
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A selected method: its class, its (overridden) config and display label."""
+
+    name: str
+    cls: type[Method]
+    config: MethodConfig
+    label: str
+    pretrained: str
+
+
+@dataclass
+class Plan:
+    """Resolved methods and adapters, and the cells grouped by shared fit."""
+
+    config: RunConfig
+    methods: dict[str, MethodSpec]
+    adapters: dict[str, DatasetAdapter]
+    auxiliaries: dict[str, DatasetAdapter]
+    groups: list[FitGroup]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cells(self) -> list[Cell]:
+        return [c for g in self.groups for c in g.cells]
+
+    def levels_for(self, dataset: str, labels: np.ndarray, masks: np.ndarray) -> set[str]:
+        """Metric levels that apply to one category: declared by the adapter and defined by the data."""
+        declared = self.adapters[dataset].metric_levels
+        levels = set()
+        if "image" in declared and 0 < int(labels.sum()) < len(labels):
+            levels.add("image")
+        if "pixel" in declared and masks.any():
+            levels.add("pixel")
+        return levels
+
+
+def _adapter(name: str, data_root) -> DatasetAdapter:
+    cls = registry.datasets().get(name)
+    adapter = cls(resolve_root(name, data_root))
+    adapter.samples  # index now, so a missing or malformed root fails before any work
+    return adapter
+
+
+def _method_specs(config: RunConfig) -> dict[str, MethodSpec]:
+    specs = {}
+    for name in config.methods:
+        cls = registry.methods().get(name)
+        method_config = apply_overrides(cls.config_class(), name, config.overrides)
+        tag = cls(method_config, pretrained=config.pretrained).pretrained_tag
+        label = getattr(cls, "label", "") or cls.__name__
+        specs[name] = MethodSpec(name, cls, method_config, label, tag)
+    check_overrides_used({n: s.config for n, s in specs.items()}, config.overrides)
+    return specs
+
+
+def _shots_for(spec: MethodSpec, requested: tuple[int, ...] | None, notes: list[str]) -> list[int]:
+    cls = spec.cls
+    if requested is None:
+        return [0] if "zero-shot" in cls.settings else list(cls.shots)
+    chosen = []
+    for k in requested:
+        if k == 0 and "zero-shot" not in cls.settings:
+            notes.append(f"{spec.name} is not a zero-shot method: skipped shots=0")
+        elif k > 0 and ("few-shot" not in cls.settings or (cls.shots and k not in cls.shots)):
+            notes.append(f"{spec.name} does not support {k}-shot (supports {list(cls.shots) or 'none'}): skipped")
+        else:
+            chosen.append(k)
+    return chosen
+
+
+def build_plan(config: RunConfig) -> Plan:
+    """Resolve every method and dataset (failing early on unknown names or missing data) and expand the cells."""
+    if not config.methods:
+        raise ConfigError("no method selected: pass --method NAME (see `zsadbench list`)")
+    if not config.datasets:
+        raise ConfigError("no dataset selected: pass --datasets NAME|all|industrial|medical")
+    methods = _method_specs(config)
+    adapters = {name: _adapter(name, config.data_root) for name in config.datasets}
+    notes: list[str] = []
+    groups: list[FitGroup] = []
+    auxiliaries: dict[str, DatasetAdapter] = {}
+    for spec in methods.values():
+        for shots in _shots_for(spec, config.shots, notes):
+            seeds = config.seeds if (shots > 0 or spec.cls.trains_on_auxiliary) else config.seeds[:1]
+            for seed in seeds:
+                groups.extend(_groups(spec, shots, seed, adapters, auxiliaries, config, notes))
+    if not groups:
+        raise ConfigError("the plan is empty: " + ("; ".join(notes) or "nothing to run"))
+    return Plan(config, methods, adapters, auxiliaries, groups, notes)
+
+
+def _cell(spec: MethodSpec, dataset: str, category: str, shots: int, seed: int, aux: str, config: RunConfig) -> Cell:
+    return Cell(spec.name, spec.config.config_hash(), dataset, category, shots, seed, aux, config.eval_size, spec.pretrained)
+
+
+def _groups(spec, shots, seed, adapters, auxiliaries, config, notes) -> list[FitGroup]:
+    if shots > 0:
+        groups = []
+        for name, adapter in adapters.items():
+            for category in adapter.categories():
+                available = len(adapter.select("train", category, 0))
+                if available < shots:
+                    notes.append(f"{name}/{category}: {available} normal training images, too few for {shots}-shot: skipped")
+                    continue
+                cell = _cell(spec, name, category, shots, seed, "", config)
+                groups.append(FitGroup(spec.name, seed, shots, "", name, category, (cell,)))
+        return groups
+    if not spec.cls.trains_on_auxiliary:
+        cells = tuple(_cell(spec, n, c, 0, seed, "", config) for n, a in adapters.items() for c in a.categories())
+        return [FitGroup(spec.name, seed, 0, "", cells=cells)]
+    by_aux: dict[str, list[Cell]] = {}
+    for name, adapter in adapters.items():
+        aux = auxiliary_for(name, config.protocol, config.aux)
+        if aux == name:
+            notes.append(f"{name}: its auxiliary set is itself under this protocol; evaluation is not zero-shot")
+        if aux not in auxiliaries:
+            try:
+                auxiliaries[aux] = _adapter(aux, config.data_root)
+            except DataError as exc:
+                raise DataError(f"{spec.name} trains on the auxiliary dataset {aux!r} to evaluate {name!r}: {exc}") from exc
+        by_aux.setdefault(aux, []).extend(_cell(spec, name, c, 0, seed, aux, config) for c in adapter.categories())
+    return [FitGroup(spec.name, seed, 0, aux, cells=tuple(cells)) for aux, cells in by_aux.items()]
