@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CSV of paper-reported numbers to show beside ours, marked † (repeatable)")
     parser.add_argument("--caption", default=None, help="LaTeX caption (wraps the tabular in a table environment)")
     parser.add_argument("--label", default=None, help="LaTeX label")
+    parser.add_argument("--csv-layout", choices=("wide", "long"), default="wide",
+                        help="CSV as the table (wide) or one row per variant, dataset, category and metric (long)")
     parser.add_argument("--write", type=Path, default=None, nargs="?", const=Path("leaderboards"), metavar="DIR",
                         help="also write Markdown, CSV and LaTeX files into DIR (default DIR: leaderboards/)")
     parser.add_argument("--name", default=None, help="base name of the written files (default: the output folder's name)")
@@ -47,6 +49,7 @@ def execute(args: argparse.Namespace) -> int:
         reported=load_reported(args.reported) if args.reported else None,
         caption=args.caption,
         label=args.label,
+        csv_layout=args.csv_layout,
     )
     rendered = make_table(frame, args.format, **options)
     if args.format == "rich":

@@ -1,0 +1,12 @@
+"""Leaderboard tables from the results store: rich terminal, Markdown, CSV (wide or long) and LaTeX.
+
+``make_table(df, fmt)`` is pure (DataFrame in, text or ``rich.table.Table`` out); ``write_tables`` writes the
+text formats into a folder such as ``leaderboards/``; ``load_reported`` reads the numbers papers print
+(``leaderboards/reported/*.csv``) so they can be shown beside ours, marked †.
+"""
+from __future__ import annotations
+
+from ._reported import load_reported
+from .make import FORMATS, make_table, write_tables
+
+__all__ = ["FORMATS", "load_reported", "make_table", "write_tables"]

@@ -1,0 +1,268 @@
+"""From the store's DataFrame (one row per finished cell) to a :class:`TableModel`.
+
+Aggregation rules:
+
+* per (variant, dataset, category): mean ± sample std (ddof=1) over the seeds that finished;
+* dataset score: per seed, the macro mean over the categories that finished, then mean ± std over seeds;
+* Mean row: the macro mean of the dataset scores over the datasets where the metric has a value; its std is
+  taken over the per-seed means of the seeds that every one of those datasets has. A variant missing a dataset
+  that others have gets a partial Mean (marked, not ranked).
+
+Failed cells are left out of every mean and flagged on the rows they touch. A variant is
+(method, shots, pretrained, random_init, config_hash, aux, eval_size): two evaluation resolutions never share
+a column.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from ._model import Cell, Row, TableModel, Variant
+from ._reported import reported_variants
+
+REQUIRED = (
+    "method", "method_label", "config_hash", "dataset", "dataset_label", "domain", "category",
+    "shots", "seed", "aux", "eval_size", "pretrained", "random_init", "status",
+)
+VARIANT_KEYS = ("method", "shots", "pretrained", "random_init", "config_hash", "aux", "eval_size")
+DOMAIN_ORDER = {"industrial": 0, "medical": 1, "synthetic": 2}
+_V = "_variant"
+
+
+def build_model(
+    df: pd.DataFrame,
+    specs: list[Any],
+    *,
+    per_category: bool,
+    digits: int,
+    reported: pd.DataFrame | None = None,
+) -> TableModel:
+    """Aggregate ``df`` (fractions) into a ranked :class:`TableModel` of percentages."""
+    frame = _prepare(df, [s.name for s in specs])
+    ours = _our_variants(frame)
+    ok, failed = _split_status(frame)
+    names = [s.name for s in specs]
+    stats = _Stats(ok, names)
+    parts = _Failures(frame, failed)
+
+    datasets = _dataset_order(frame)
+    rep_variants, rep_values = reported_variants(reported, frame, set(datasets), names)
+    variants, index_of = _arrange(ours, rep_variants)
+
+    rows: list[Row] = []
+    for ds, (domain, label) in datasets.items():
+        categories = sorted(frame.loc[frame["dataset"] == ds, "category"].unique())
+        ds_row = Row("dataset", domain, ds, label)
+        for v in range(len(ours)):
+            _fill(ds_row, index_of[("ours", v)], names, stats.dataset, (v, ds))
+            ds_row.failed[index_of[("ours", v)]] = parts.of((v, ds))
+        for r in range(len(rep_variants)):
+            _fill_reported(ds_row, index_of[("rep", r)], names, rep_values, r, ds, "mean")
+        if per_category:
+            for cat in categories:
+                row = Row("category", domain, ds, label, cat)
+                for v in range(len(ours)):
+                    _fill(row, index_of[("ours", v)], names, stats.category, (v, ds, cat))
+                    row.failed[index_of[("ours", v)]] = parts.of((v, ds, cat))
+                for r in range(len(rep_variants)):
+                    _fill_reported(row, index_of[("rep", r)], names, rep_values, r, ds, cat)
+                rows.append(row)
+        rows.append(ds_row)
+
+    rows.append(_mean_row(rows, variants, names, stats, index_of))
+    shown = {m for row in rows for (_, m), c in row.cells.items() if not c.missing}
+    metric_shown = [s for s in specs if s.name in shown]
+    if not metric_shown:
+        raise ConfigError(
+            "none of the selected metrics has a value in these results; choose other metrics or another level"
+        )
+    model = TableModel(variants, metric_shown, rows, per_category, digits)
+    model.rank()
+    return model
+
+
+def _prepare(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ConfigError(
+            f"results table lacks column(s) {', '.join(missing)}; pass the frame of ResultStore.to_frame()"
+        )
+    if df.empty:
+        raise ConfigError("results table is empty: nothing to tabulate; run `zsadbench run` first")
+    frame = df.copy()
+    bad = sorted(set(frame["status"].astype(str)) - {"ok", "failed"})
+    if bad:
+        raise ConfigError(
+            f"results column 'status' has value(s) {', '.join(map(repr, bad))}; expected 'ok' or 'failed'"
+        )
+    for name in names:
+        frame[name] = pd.to_numeric(frame[name], errors="coerce") * 100.0 if name in frame else np.nan
+    for col in ("config_hash", "aux", "pretrained", "method", "method_label", "dataset", "category", "domain"):
+        frame[col] = frame[col].fillna("").astype(str)
+    for col in ("shots", "seed", "eval_size"):
+        try:
+            frame[col] = frame[col].astype(int)
+        except (TypeError, ValueError):
+            raise ConfigError(f"results column {col!r} must hold integers; found {frame[col].tolist()[:5]}") from None
+    frame["random_init"] = frame["random_init"].astype(bool) | (frame["pretrained"] == "none")
+    frame[_V] = frame.groupby(list(VARIANT_KEYS), sort=False, dropna=False).ngroup()
+    return frame
+
+
+def _split_status(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Finished cells (unique per variant/dataset/category/seed) and failures not superseded by a success."""
+    cell = [_V, "dataset", "category", "seed"]
+    ok = frame[frame["status"] == "ok"]
+    dup = ok[ok.duplicated(cell, keep=False)]
+    if not dup.empty:
+        first = dup.iloc[0]
+        raise ConfigError(
+            f"results hold {int(ok.duplicated(cell).sum())} duplicate finished cell(s), e.g. {first['method']} on "
+            f"{first['dataset']}/{first['category']} seed {first['seed']}; keep one row per cell"
+        )
+    failed = frame[frame["status"] == "failed"]
+    done = set(map(tuple, ok[cell].to_numpy().tolist()))
+    keep = [tuple(r) not in done for r in failed[cell].to_numpy().tolist()]
+    return ok, failed[np.array(keep, dtype=bool)]
+
+
+class _Stats:
+    """Means, stds and seed counts per category and per dataset, as dicts keyed by (variant, dataset[, cat])."""
+
+    def __init__(self, ok: pd.DataFrame, names: list[str]) -> None:
+        self.category = _moments(ok.groupby([_V, "dataset", "category"])[names])
+        per_seed = ok.groupby([_V, "dataset", "seed"])[names].mean()
+        self.dataset = _moments(per_seed.groupby(level=[0, 1]))
+        self.dataset_seeds: dict[tuple[int, str], pd.DataFrame] = {
+            (int(v), str(ds)): g.droplevel([0, 1]) for (v, ds), g in per_seed.groupby(level=[0, 1])
+        }
+
+
+def _moments(grouped: Any) -> dict[tuple, tuple[dict, dict, dict]]:
+    mean, std, count = (t.to_dict(orient="index") for t in (grouped.mean(), grouped.std(ddof=1), grouped.count()))
+    return {k: (mean[k], std[k], count[k]) for k in mean}
+
+
+def _fill(row: Row, col: int, names: list[str], table: dict, key: tuple) -> None:
+    found = table.get(key)
+    for name in names:
+        if found is None:
+            row.cells[(col, name)] = Cell()
+            continue
+        mean, std, count = (float(found[0][name]), float(found[1][name]), int(found[2][name]))
+        row.cells[(col, name)] = Cell(mean, std if count >= 2 else math.nan, count)
+
+
+def _fill_reported(row: Row, col: int, names: list[str], values: dict, r: int, ds: str, cat: str) -> None:
+    for name in names:
+        row.cells[(col, name)] = Cell(values.get((r, ds, cat, name), math.nan))
+
+
+class _Failures:
+    """(failed, total) categories per (variant, dataset) and seeds per (variant, dataset, category)."""
+
+    def __init__(self, frame: pd.DataFrame, failed: pd.DataFrame) -> None:
+        self.counts: dict[tuple, tuple[int, int]] = {}
+        for keys, part in (([_V, "dataset"], "category"), ([_V, "dataset", "category"], "seed")):
+            total = frame.groupby(keys)[part].nunique().to_dict()
+            bad = failed.groupby(keys)[part].nunique().to_dict()
+            self.counts.update({k: (int(bad.get(k, 0)), int(n)) for k, n in total.items()})
+
+    def of(self, key: tuple) -> tuple[int, int]:
+        return self.counts.get(key, (0, 0))
+
+
+def _mean_row(
+    rows: list[Row], variants: list[Variant], names: list[str], stats: _Stats, index_of: dict[tuple[str, int], int]
+) -> Row:
+    ds_rows = [r for r in rows if r.kind == "dataset"]
+    out = Row("mean", "", "mean", "Mean", "")
+    ours_of = {col: v for (kind, v), col in index_of.items() if kind == "ours"}
+    for name in names:
+        applicable = [r for r in ds_rows if any(not r.cell(i, name).missing for i in range(len(variants)))]
+        for col in range(len(variants)):
+            have = [r for r in applicable if not r.cell(col, name).missing]
+            if not have:
+                out.cells[(col, name)] = Cell()
+                continue
+            mean = float(np.mean([r.cell(col, name).mean for r in have]))
+            std, n_seeds = math.nan, 0
+            if col in ours_of:
+                std, n_seeds = _mean_std(stats, ours_of[col], [r.dataset for r in have], name)
+            out.cells[(col, name)] = Cell(mean, std, n_seeds, (len(have), len(applicable)))
+    for col in ours_of:
+        flagged = sum(1 for r in ds_rows if r.failed.get(col, (0, 0))[0])
+        out.failed[col] = (flagged, sum(1 for r in ds_rows if r.failed.get(col, (0, 0))[1]))
+    return out
+
+
+def _mean_std(stats: _Stats, v: int, datasets: list[str], name: str) -> tuple[float, int]:
+    """Std over seeds of the per-seed macro mean over ``datasets`` (seeds common to all of them)."""
+    columns = [stats.dataset_seeds[(v, ds)][name].rename(ds) for ds in datasets]
+    per_seed = pd.concat(columns, axis=1).dropna()
+    n = len(per_seed)
+    return (float(per_seed.mean(axis=1).std(ddof=1)) if n >= 2 else math.nan), n
+
+
+def _dataset_order(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """dataset -> (domain, label), by domain (industrial, medical, synthetic, other) then first appearance."""
+    first = frame.drop_duplicates("dataset")
+    order = sorted(range(len(first)), key=lambda i: (DOMAIN_ORDER.get(first["domain"].iloc[i], len(DOMAIN_ORDER)), i))
+    names, domains, labels = (first[c].tolist() for c in ("dataset", "domain", "dataset_label"))
+    return {names[i]: (domains[i], labels[i] or names[i]) for i in order}
+
+
+def _our_variants(frame: pd.DataFrame) -> list[Variant]:
+    """Our variants in order of first appearance, labelled so that every label is unique."""
+    first = frame.drop_duplicates(_V).sort_values(_V)
+    raw = [
+        dict(
+            method=r.method, method_label=r.method_label or r.method, shots=int(r.shots),
+            random_init=bool(r.random_init), pretrained=r.pretrained, config_hash=r.config_hash, aux=r.aux,
+            eval_size=int(r.eval_size),
+        )
+        for r in first.itertuples()
+    ]
+    bases = [_base_qualifiers(v["shots"], v["random_init"]) for v in raw]
+    out = []
+    for v, quals in zip(raw, bases):
+        group = [w for w, q in zip(raw, bases) if w["method_label"] == v["method_label"] and q == quals]
+        extra = list(quals)
+        for field, show in (
+            ("method", lambda x: str(x)),
+            ("pretrained", lambda x: str(x)),
+            ("aux", lambda x: f"aux {x or 'none'}"),
+            ("eval_size", lambda x: f"{x} px"),
+            ("config_hash", lambda x: str(x)[:7]),
+        ):
+            if len({w[field] for w in group}) > 1:
+                extra.append(show(v[field]))
+        label = v["method_label"] + (f" ({', '.join(extra)})" if extra else "")
+        out.append(Variant(label=label, **v))
+    return out
+
+
+def _base_qualifiers(shots: int, random_init: bool) -> tuple[str, ...]:
+    quals = [f"{shots}-shot"] if shots > 0 else []
+    if random_init:
+        quals.append("random init")
+    return tuple(quals)
+
+
+def _arrange(ours: list[Variant], reported: list[Variant]) -> tuple[list[Variant], dict[tuple[str, int], int]]:
+    """Column order: each reported variant just before our variant of the same method and shots, others first."""
+    placed: set[int] = set()
+    order: list[tuple[str, int]] = []
+    for v, var in enumerate(ours):
+        for r, rep in enumerate(reported):
+            if r not in placed and rep.method == var.method and rep.shots == var.shots:
+                order.append(("rep", r))
+                placed.add(r)
+        order.append(("ours", v))
+    order = [("rep", r) for r in range(len(reported)) if r not in placed] + order
+    variants = [ours[i] if kind == "ours" else reported[i] for kind, i in order]
+    return variants, {key: col for col, key in enumerate(order)}

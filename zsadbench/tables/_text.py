@@ -1,0 +1,133 @@
+"""Markdown and CSV renderings of a :class:`TableModel`."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from ._model import Cell, TableModel
+
+DASH = "–"
+
+
+def to_markdown(model: TableModel) -> str:
+    """A GitHub-flavoured pipe table: best **bold**, second <u>underlined</u>, footnotes below."""
+    first, second = model.label_columns()
+    header = [first, second] + [
+        f"{_md(v.display)}<br>{_md(spec.label)} {_arrow(spec)}" for v in model.variants for spec in model.metrics
+    ]
+    lines = []
+    if model.caption:
+        lines += [f"**{_md(model.caption)}**", ""]
+    lines.append(_md_line(header))
+    lines.append(_md_line([":--", ":--"] + ["--:"] * (len(header) - 2)))
+    for group in model.groups():
+        for k, row in enumerate(group):
+            a, b = model.row_labels(row)
+            cells = [_md(a) if k == 0 else "", _md(b)]
+            for i in range(len(model.variants)):
+                for spec in model.metrics:
+                    cells.append(_md_cell(model, row.cell(i, spec.name), model.markers(row, i, spec.name)))
+            lines.append(_md_line(cells))
+    for marker, text in model.footnotes():
+        lines += ["", f"{_md(marker)} {_md(text)}".strip()]
+    return "\n".join(lines) + "\n"
+
+
+def _md_cell(model: TableModel, cell: Cell, markers: str) -> str:
+    if cell.missing:
+        return DASH + _md(markers)
+    text = model.fmt(cell.mean)
+    if cell.rank == 1:
+        text = f"**{text}**"
+    elif cell.rank == 2:
+        text = f"<u>{text}</u>"
+    if not math.isnan(cell.std):
+        text += f" ± {model.fmt(cell.std)}"
+    return text + _md(markers)
+
+
+def _md(text: str) -> str:
+    """Escape what Markdown would read as table syntax or emphasis."""
+    return text.replace("|", "&#124;").replace("*", "\\*").replace("_", "\\_")
+
+
+def _md_line(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _arrow(spec: Any) -> str:
+    return "↑" if spec.higher_is_better else "↓"
+
+
+def to_csv(model: TableModel, layout: str) -> str:
+    """``wide``: the table's rows and one column per variant × metric (plus ``std`` columns and ``notes``);
+    ``long``: one tidy row per variant × dataset × category × metric with mean, std and n_seeds."""
+    frame = _wide(model) if layout == "wide" else _long(model)
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def _wide(model: TableModel) -> pd.DataFrame:
+    records = []
+    notes_by_row = _row_notes(model)
+    for n, row in enumerate(model.rows):
+        rec: dict[str, object] = {
+            "domain": row.domain,
+            "dataset": row.dataset_label,
+            "category": row.category if row.kind == "category" else "mean",
+        }
+        for i, v in enumerate(model.variants):
+            for spec in model.metrics:
+                cell = row.cell(i, spec.name)
+                rec[f"{v.display} {spec.label}"] = math.nan if cell.missing else model.rounded(cell.mean)
+                rec[f"{v.display} {spec.label} std"] = math.nan if math.isnan(cell.std) else model.rounded(cell.std)
+        rec["notes"] = "; ".join(notes_by_row[n])
+        records.append(rec)
+    frame = pd.DataFrame.from_records(records)
+    empty_std = [c for c in frame.columns if c.endswith(" std") and frame[c].isna().all()]
+    return frame.drop(columns=empty_std)
+
+
+def _row_notes(model: TableModel) -> list[list[str]]:
+    out = []
+    for row in model.rows:
+        notes = [
+            f"{model.variants[i].display}: {model.failed_text(row, n, m)}" for i, (n, m) in row.failed.items() if n
+        ]
+        for i, v in enumerate(model.variants):
+            cov = [f"{s.label} over {c.coverage[0]} of {c.coverage[1]} datasets" for s in model.metrics
+                   if (c := row.cell(i, s.name)).partial]
+            if cov:
+                notes.append(f"{v.display}: {', '.join(cov)}")
+        out.append(notes)
+    return out
+
+
+def _long(model: TableModel) -> pd.DataFrame:
+    records = []
+    for row in model.rows:
+        for i, v in enumerate(model.variants):
+            n_failed, n_total = row.failed.get(i, (0, 0))
+            for spec in model.metrics:
+                cell = row.cell(i, spec.name)
+                if cell.missing:
+                    continue
+                records.append({
+                    "variant": v.display, "method": v.method, "method_label": v.method_label, "shots": v.shots,
+                    "pretrained": v.pretrained, "random_init": v.random_init, "config_hash": v.config_hash,
+                    "aux": v.aux, "eval_size": v.eval_size if not v.reported else None,
+                    "source": f"reported: {v.paper}" if v.reported else "zsadbench",
+                    "domain": row.domain, "dataset": row.dataset, "dataset_label": row.dataset_label,
+                    "category": row.category if row.kind == "category" else "mean",
+                    "metric": spec.name, "metric_label": spec.label,
+                    "mean": cell.mean, "std": cell.std,
+                    "n_seeds": None if v.reported else cell.n_seeds,
+                    "n_failed": n_failed, "n_total": n_total,
+                    "n_datasets": None if cell.coverage is None else cell.coverage[0],
+                })
+    frame = pd.DataFrame.from_records(records)
+    for col in ("eval_size", "n_seeds", "n_datasets"):
+        if col in frame:
+            frame[col] = frame[col].astype("Int64")
+    return frame
