@@ -72,7 +72,7 @@ def test_method_from_a_separate_distribution_runs_by_name(tmp_path):
     assert result.returncode == 0, result.stderr
     table = zsadbench(site, "table", "--out", str(tmp_path / "out"), "--format", "csv")
     assert table.returncode == 0, table.stderr
-    assert "brightness" in table.stdout.lower()
+    assert "BrightMethod I-AUROC" in table.stdout
 
     disabled = zsadbench(site, "run", "--method", "brightness", "--datasets", "toy", "--data-root",
                          str(tmp_path / "data"), "--out", str(tmp_path / "out2"),

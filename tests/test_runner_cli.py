@@ -141,3 +141,36 @@ def test_missing_data_root_names_the_path_and_the_layout(tmp_path, capsys):
                "--data-root", str(missing), "--out", str(tmp_path / "o"))
     err = " ".join(capsys.readouterr().err.split())
     assert code == 1 and "DataError" in err and str(missing / "toy") in err and "ground_truth" in err
+
+
+def test_killed_run_resumes_from_the_store(data_root, tmp_path):
+    """SIGKILL mid-run (no cleanup at all), then the same command: finished cells are kept, not recomputed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "zsadbench", "run", "--plugin", "toy_plugins:ToyDataset", "--plugin",
+            "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy", "--data-root", str(data_root),
+            "--out", str(out), "--eval-size", "32", "--batch-size", "1", "--no-table"]
+    env = {**os.environ, "PYTHONPATH": str(Path(toy_plugins.__file__).parent), "TOY_SLEEP": "1.5"}
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        try:
+            if created_at(out):
+                break
+        except sqlite3.OperationalError:  # the store does not exist yet
+            pass
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    first = created_at(out)
+    assert list(first) == ["alpha"], "the first category should be stored before the kill, the second not"
+    env["TOY_SLEEP"] = "0"
+    assert subprocess.run(args, env=env, capture_output=True).returncode == 0
+    second = created_at(out)
+    assert second["alpha"] == first["alpha"] and set(second) == {"alpha", "beta"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,7 @@ class ToyMethod(Method):
     def predict(self, batch: Batch) -> Prediction:
         self.check_fitted()
         self.calls_ += 1
+        time.sleep(float(os.environ.get("TOY_SLEEP", "0")))
         reference = self.reference_ if self.reference_ is not None else batch.image.median(dim=-1, keepdim=True).values.median(dim=-2, keepdim=True).values
         amap = (batch.image - reference).abs().sum(dim=1) * self.config.gain
         return Prediction(amap.flatten(1).max(dim=1).values, amap)

@@ -58,7 +58,7 @@ class Method(ABC):
     shots: ClassVar[tuple[int, ...]] = ()
     trains_on_auxiliary: ClassVar[bool] = False
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
-    default_pretrained: ClassVar[str] = "none"
+    default_pretrained: ClassVar[str] = ""  # "" = the method loads no pretrained weights
     paper: ClassVar[str] = ""
 
     def __init__(self, config: MethodConfig | None = None, *, pretrained: str = "default", device: str = "cpu") -> None:
