@@ -1,0 +1,251 @@
+"""CLIP image and text towers from open_clip, with the taps zero- and few-shot anomaly methods need.
+
+:func:`create_clip` builds an open_clip architecture (or one of our tiny test configurations), loads its
+weights (see :mod:`zsadbench.backbones.weights`), resizes the positional embedding for another input size
+and returns a frozen :class:`ClipBackbone`.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn as nn
+
+from zsadbench.errors import ConfigError
+
+from .pos_embed import interpolate_grid_pos_embed
+from .taps import Intermediates, check_vv_last, run_blocks, take_indices, value_heads, vv_attention_from_values
+from .weights import WeightsInfo
+
+CONFIG_DIR = Path(__file__).with_name("model_configs")
+OPENAI_MEAN = open_clip.OPENAI_DATASET_MEAN
+OPENAI_STD = open_clip.OPENAI_DATASET_STD
+_configs_added = False
+
+
+def register_model_configs() -> None:
+    """Make our tiny test architectures (``model_configs/*.json``) known to open_clip (once per process)."""
+    global _configs_added
+    if not _configs_added:
+        open_clip.add_model_config(CONFIG_DIR)
+        _configs_added = True
+
+
+def check_arch(name: str) -> None:
+    """Raise :class:`ConfigError` with close matches when ``name`` is not an open_clip architecture."""
+    register_model_configs()
+    known = open_clip.list_models()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ConfigError(f"unknown CLIP architecture {name!r}.{hint} See open_clip.list_models() for all names")
+
+
+class ClipBackbone(nn.Module):
+    """A frozen open_clip CLIP with tap access to its visual transformer.
+
+    Attributes: ``model`` (the open_clip ``CLIP``), ``visual`` (its ``VisionTransformer``), ``tokenizer``
+    (``list[str] -> LongTensor [P, 77]``), ``mean``/``std`` (tuples of 3 floats), ``image_size`` (input side),
+    ``patch_size``, ``grid_size`` ``(h, w)``, ``width`` (visual width), ``embed_dim`` (joint embedding),
+    ``depth`` (visual blocks), ``heads`` (visual heads), ``name`` (the architecture built) and ``weights``
+    (:class:`~zsadbench.backbones.weights.WeightsInfo`).
+    """
+
+    def __init__(self, model: nn.Module, name: str, weights: WeightsInfo, mean, std, tokenizer) -> None:
+        super().__init__()
+        self.model = model
+        self.name = name
+        self.weights = weights
+        self.tokenizer = tokenizer
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.register_buffer("_mean", torch.tensor(self.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_std", torch.tensor(self.std).view(1, 3, 1, 1), persistent=False)
+
+    # -- geometry -----------------------------------------------------------------------------------
+    @property
+    def visual(self) -> nn.Module:
+        return self.model.visual
+
+    @property
+    def image_size(self) -> int:
+        return int(self.visual.image_size[0])
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.visual.patch_size[0])
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        return tuple(int(g) for g in self.visual.grid_size)  # type: ignore[return-value]
+
+    @property
+    def width(self) -> int:
+        return int(self.visual.conv1.out_channels)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.visual.proj.shape[1])
+
+    @property
+    def depth(self) -> int:
+        return len(self.visual.transformer.resblocks)
+
+    @property
+    def heads(self) -> int:
+        return int(self.visual.transformer.resblocks[0].attn.num_heads)
+
+    @property
+    def device(self) -> torch.device:
+        return self.visual.conv1.weight.device
+
+    def set_image_size(self, image_size: int) -> None:
+        """Run at ``image_size`` px: the grid part of the positional embedding is resized bilinearly
+        (``align_corners=False``, fp32) from the current grid to ``image_size // patch_size``."""
+        if image_size <= 0 or image_size % self.patch_size:
+            raise ConfigError(
+                f"image_size={image_size} must be a positive multiple of the patch size {self.patch_size} "
+                f"of {self.name} (e.g. {max(1, round(image_size / self.patch_size)) * self.patch_size})"
+            )
+        side = image_size // self.patch_size
+        if (side, side) == self.grid_size:
+            return
+        visual = self.visual
+        resized = interpolate_grid_pos_embed(visual.positional_embedding.data, self.grid_size, (side, side))
+        visual.positional_embedding = nn.Parameter(resized, requires_grad=visual.positional_embedding.requires_grad)
+        visual.image_size = (image_size, image_size)
+        visual.grid_size = (side, side)
+
+    # -- whole-model encoders ----------------------------------------------------------------------------
+    def normalize(self, images01: torch.Tensor) -> torch.Tensor:
+        """``[B,3,H,W]`` RGB in ``[0,1]`` → normalised with the weights' mean and std."""
+        return (images01 - self._mean.to(images01.dtype)) / self._std.to(images01.dtype)
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        """Token ids ``LongTensor [P, 77]`` on the backbone's device."""
+        return self.tokenizer(texts).to(self.device)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[P, 77]`` token ids → ``[P, embed_dim]`` (EOT token, ``ln_final``, projection; not L2-normalised)."""
+        return self.model.encode_text(tokens.to(self.device))
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised ``[B,3,S,S]`` images → ``[B, embed_dim]`` (CLS, ``ln_post``, projection; not L2-normalised)."""
+        return self.model.encode_image(images)
+
+    # -- pieces of the visual transformer ------------------------------------------------------------
+    def embed_tokens(self, images: torch.Tensor, extra_tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """The input sequence of the first block, *before* ``ln_pre``.
+
+        ``images`` are normalised ``[B,3,S,S]`` with ``S = image_size``. Returns ``[B, T+1+N, width]``:
+        ``conv1`` patch embeddings (row-major, ``N = grid_h*grid_w``) after the CLS token, plus the
+        (interpolated) positional embedding. With ``extra_tokens`` (``[T, width]`` or ``[B, T, width]``)
+        these are put first, each with the CLS position's embedding added: ``[extra_1..extra_T, CLS, patches]``.
+        """
+        visual = self.visual
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            raise ConfigError(
+                f"images are {tuple(images.shape[-2:])} px but {self.name} was built for {self.image_size} px; "
+                f"resize them or create the backbone with image_size={images.shape[-1]}"
+            )
+        x = visual.conv1(images)
+        x = x.flatten(2).transpose(1, 2)
+        cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
+        if extra_tokens is None:
+            return x
+        extra = extra_tokens if extra_tokens.ndim == 3 else extra_tokens.unsqueeze(0).expand(x.shape[0], -1, -1)
+        if extra.shape[0] != x.shape[0] or extra.shape[-1] != self.width:
+            raise ConfigError(
+                f"extra_tokens must be [T, {self.width}] or [{x.shape[0]}, T, {self.width}], got {tuple(extra_tokens.shape)}"
+            )
+        extra = extra.to(x.dtype) + visual.positional_embedding[:1].to(x.dtype)
+        return torch.cat([extra, x], dim=1)
+
+    def forward_from_tokens(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run the rest of the visual transformer on a sequence from :meth:`embed_tokens` (or a subset of it).
+
+        ``tokens`` is ``[B, 1+K, width]`` with the CLS token first (e.g. CLS plus the K patch tokens of a
+        window, positional embeddings already added). Applies ``ln_pre`` → all blocks → ``ln_post`` →
+        ``proj`` and returns ``{"cls": [B, embed_dim], "patches": [B, K, embed_dim]}`` (not L2-normalised).
+        ``cls`` of a full sequence equals :meth:`encode_image`.
+        """
+        visual = self.visual
+        x = visual.transformer(visual.ln_pre(tokens))
+        x = visual.ln_post(x) @ visual.proj
+        return {"cls": x[:, 0], "patches": x[:, 1:]}
+
+    def post_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """The final visual norm (``ln_post``) alone."""
+        return self.visual.ln_post(x)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The visual projection alone: ``x @ proj``, ``width`` → ``embed_dim``."""
+        return x @ self.visual.proj
+
+    def forward_intermediates(
+        self,
+        images: torch.Tensor,
+        indices: int | list[int] | tuple[int, ...],
+        *,
+        vv_last: int = 0,
+        extra_tokens: torch.Tensor | None = None,
+        norm: bool = False,
+        project: bool = False,
+    ) -> Intermediates:
+        """Tapped patch tokens of chosen blocks, plus the final CLS and extra tokens (see :class:`Intermediates`).
+
+        ``indices`` are 1-based block numbers (``[6, 12, 18, 24]``) or an int ``n`` for the last ``n`` blocks.
+        ``vv_last`` (AnomalyCLIP's DPAM, PromptAD's V-V surgery): in the last ``vv_last`` blocks a second
+        stream accumulates ``x_vv += VV(ln_1(x))`` with ``x`` the ordinary stream entering the block, and no
+        FFN; it starts as the input of the first such block. Tapped patches of those blocks come from the V-V
+        stream; CLS and extra tokens always from the ordinary stream. ``extra_tokens`` are inserted before
+        CLS as in :meth:`embed_tokens`. ``norm`` applies ``ln_post``, ``project`` the projection.
+
+        AnomalyCLIP's ``DPAM_layer=20`` replaces the attention of the last 19 blocks: ``vv_last=19`` (its
+        image feature is ``project(final[:, 0])``, without ``ln_post``). PromptAD's V-V path covers all
+        blocks: ``vv_last=depth``.
+        """
+        visual = self.visual
+        blocks = visual.transformer.resblocks
+        take = take_indices(len(blocks), indices)
+        vv_start = check_vv_last(vv_last, len(blocks))
+        num_extra = 0 if extra_tokens is None else extra_tokens.shape[-2]
+        num_prefix = num_extra + 1
+        x = visual.ln_pre(self.embed_tokens(images, extra_tokens))
+        x, taps, ordinary = run_blocks(x, blocks, take, vv_start, _block_with_vv)
+        head = self._head(norm, project)
+        patches = [head(t[:, num_prefix:]) for t in taps]
+        return Intermediates(
+            indices=tuple(i + 1 for i in take),
+            patches=patches,
+            ordinary=patches if vv_last == 0 else [head(t[:, num_prefix:]) for t in ordinary],
+            cls=head(x[:, num_extra]),
+            extra=head(x[:, :num_extra]) if num_extra else None,
+            final=x,
+            num_prefix=num_prefix,
+        )
+
+    def _head(self, norm: bool, project: bool):
+        if project and not norm:
+            return lambda t: t @ self.visual.proj
+        if project:
+            return lambda t: self.visual.ln_post(t) @ self.visual.proj
+        return self.visual.ln_post if norm else (lambda t: t)
+
+
+def _block_with_vv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One open_clip residual block on ``x``, plus the V-V attention increment computed from the same
+    ``ln_1(x)``: returns ``(block(x), ls_1(VV(ln_1(x))))``."""
+    attn = block.attn
+    if not isinstance(attn, nn.MultiheadAttention) or hasattr(block, "ln_1_kv"):
+        raise ConfigError(f"vv_last needs standard attention blocks; this model has {type(block).__name__}")
+    h = block.ln_1(x)
+    x_out = x + block.ls_1(attn(h, h, h, need_weights=False)[0])
+    x_out = x_out + block.ls_2(block.mlp(block.ln_2(x_out)))
+    width = h.shape[-1]
+    bias = None if attn.in_proj_bias is None else attn.in_proj_bias[2 * width :]
+    v = value_heads(h, attn.in_proj_weight[2 * width :], bias, attn.num_heads)
+    return x_out, block.ls_1(vv_attention_from_values(v, attn.out_proj))

@@ -1,0 +1,122 @@
+"""The tap contract shared by every vision backbone: layer selection, the V-V attention path, the output record.
+
+``forward_intermediates(images, indices, *, vv_last=0, extra_tokens=None, norm=False, project=False)`` on
+:class:`~zsadbench.backbones.clip.ClipBackbone` and :class:`~zsadbench.backbones.dinov2.Dinov2Backbone`
+returns an :class:`Intermediates`; the helpers here are what both implement it with.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from zsadbench.errors import ConfigError
+
+
+@dataclass
+class Intermediates:
+    """What one ``forward_intermediates`` call returns.
+
+    - ``indices``: the tapped blocks, 1-based, ascending (e.g. ``(6, 12, 18, 24)``).
+    - ``patches``: one ``[B, N, C]`` tensor per tapped block, in ``indices`` order, special tokens (CLS,
+      registers, extra tokens) removed, ``N = grid_h * grid_w`` in row-major order. For a block among the
+      last ``vv_last`` it is the V-V stream, otherwise the ordinary residual stream (the block's output).
+    - ``ordinary``: the same taps from the ordinary stream (PromptAD's memory bank reads these beside the
+      V-V patches); the very tensors of ``patches`` when ``vv_last`` is 0.
+    - ``cls``: ``[B, C]``, the CLS token after the last block, from the ordinary stream.
+    - ``extra``: ``[B, T, C]``, the inserted extra tokens after the last block (ordinary stream), or ``None``.
+    - ``final``: ``[B, T + P + N, width]``, the whole ordinary-stream sequence after the last block, raw (no
+      final norm, no projection), laid out ``[extra_1..extra_T, CLS, registers, patches]`` with
+      ``P = num_prefix - T`` special tokens of the backbone itself; ``None`` when read from a feature cache.
+    - ``num_prefix``: number of tokens before the first patch in ``final`` (``T + P``).
+
+    ``norm=True`` applies the backbone's final norm (``ln_post`` / ``norm``) to ``patches``, ``ordinary``,
+    ``cls`` and ``extra``; ``project=True`` then multiplies them by the visual projection (CLIP only). ``final`` stays raw.
+    """
+
+    indices: tuple[int, ...]
+    patches: list[torch.Tensor]
+    ordinary: list[torch.Tensor]
+    cls: torch.Tensor
+    extra: torch.Tensor | None
+    final: torch.Tensor | None
+    num_prefix: int
+
+
+def take_indices(depth: int, indices: int | Sequence[int]) -> list[int]:
+    """0-based block positions for 1-based ``indices``, or for the last ``n`` blocks when given an int ``n``.
+
+    >>> take_indices(24, [6, 12, 18, 24])
+    [5, 11, 17, 23]
+    >>> take_indices(12, 2)
+    [10, 11]
+    """
+    if isinstance(indices, int):
+        if not 1 <= indices <= depth:
+            raise ConfigError(f"indices={indices} asks for the last {indices} blocks; the backbone has {depth}")
+        return list(range(depth - indices, depth))
+    chosen = sorted(set(int(i) for i in indices))
+    if not chosen:
+        raise ConfigError("indices is empty; give 1-based block numbers such as [6, 12, 18, 24] or an int n for the last n")
+    bad = [i for i in chosen if not 1 <= i <= depth]
+    if bad:
+        raise ConfigError(f"indices {bad} are outside 1..{depth} (1-based block numbers of this {depth}-block backbone)")
+    return [i - 1 for i in chosen]
+
+
+def check_vv_last(vv_last: int, depth: int) -> int:
+    """Validate ``vv_last`` and return the 0-based position of the first V-V block (``depth`` when off)."""
+    if not 0 <= vv_last <= depth:
+        raise ConfigError(f"vv_last={vv_last} must be between 0 and the number of blocks ({depth})")
+    return depth - vv_last
+
+
+def value_heads(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, heads: int) -> torch.Tensor:
+    """The attention values of ``x [B,L,C]`` as ``[B, heads, L, C/heads]`` from a ``[C, C]`` value projection."""
+    batch, length, channels = x.shape
+    v = F.linear(x, weight, bias)
+    return v.reshape(batch, length, heads, channels // heads).transpose(1, 2)
+
+
+def vv_attention_from_values(v: torch.Tensor, out_proj: nn.Module) -> torch.Tensor:
+    """``out_proj(softmax(v vᵀ · d^-½) v)`` per head, heads merged: V-V ("DPAM") self-attention.
+
+    ``v`` is ``[B, heads, L, d]``; the result is ``[B, L, heads*d]``. Query and key are both the values,
+    the scale is the usual ``d^-½`` of the head dimension.
+    """
+    batch, heads, length, dim = v.shape
+    out = F.scaled_dot_product_attention(v, v, v)
+    return out_proj(out.transpose(1, 2).reshape(batch, length, heads * dim))
+
+
+
+def run_blocks(
+    x: torch.Tensor,
+    blocks: Sequence[nn.Module],
+    take: list[int],
+    vv_start: int,
+    block_with_vv: Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Run ``blocks`` on ``x``; return the final ordinary-stream sequence, the full sequences tapped after the
+    0-based blocks in ``take`` and the ordinary-stream sequences at the same blocks.
+
+    From block ``vv_start`` on, ``block_with_vv(block, x)`` returns ``(block(x), increment)`` and a V-V stream
+    ``x_vv`` (started as that block's input) accumulates the increments; taps there come from ``x_vv``.
+    """
+    x_vv: torch.Tensor | None = None
+    taps: list[torch.Tensor] = []
+    ordinary: list[torch.Tensor] = []
+    for i, block in enumerate(blocks):
+        if i >= vv_start:
+            x_in = x
+            x, delta = block_with_vv(block, x_in)
+            x_vv = (x_in if x_vv is None else x_vv) + delta
+        else:
+            x = block(x)
+        if i in take:
+            taps.append(x_vv if i >= vv_start else x)
+            ordinary.append(x)
+    return x, taps, ordinary
