@@ -1,0 +1,100 @@
+"""VisualAD learns: trained on the synthetic auxiliary categories, it localises defects of held-out categories
+better than the same model before training; and it runs end to end through the CLI."""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from zsadbench import registry
+from zsadbench.cli.main import main
+from zsadbench.datasets.synthetic import SyntheticAuxDataset, SyntheticDataset
+from zsadbench.method import FitData
+from zsadbench.methods.visualad.config import VisualADConfig
+from zsadbench.methods.visualad.method import VisualAD
+from zsadbench.runner.loading import ImageSet
+from zsadbench.store import ResultStore
+
+SIZE = 112
+# Tiny random CLIP (4 blocks, width 64) at 112 px, all four blocks tapped, 8 epochs; every other value is the
+# reference default (lrs 1e-3 / 1e-4, batch 8, sigma 4, top 1 %).
+CONFIG = VisualADConfig(backbone="zsad-tiny-14-336", image_size=SIZE, layers=(1, 2, 3, 4), epochs=8)
+
+
+@pytest.fixture()
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    return SyntheticAuxDataset(root / "aux", size="small"), SyntheticDataset(root / "eval", size="small")
+
+
+def reused(out) -> list[bool]:
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        return [json.loads(p)["state_reused"] for (p,) in conn.execute("SELECT provenance_json FROM cells")]
+
+
+def pixel_auroc(method: VisualAD, images: ImageSet) -> float:
+    maps, masks = [], []
+    for loaded in images.iter_batches(16):
+        with torch.inference_mode():
+            maps.append(method.predict(loaded.batch).anomaly_map.numpy())
+        masks.append(loaded.masks)
+    return float(roc_auc_score(np.concatenate(masks).ravel(), np.concatenate(maps).ravel()))
+
+
+def test_training_on_auxiliary_categories_improves_pixel_auroc_on_held_out_ones(synthetic, one_thread):
+    aux, evaluation = synthetic
+    assert not set(aux.categories()) & set(evaluation.categories())
+    train_set = ImageSet(aux, aux.select("test"), SIZE, SIZE)
+    test_set = ImageSet(evaluation, evaluation.select("test"), SIZE, SIZE)
+
+    torch.manual_seed(0)
+    untrained = VisualAD(CONFIG, pretrained="none").setup()
+    untrained.load_state_dict(untrained.state_dict())  # the initial head, counted as fitted
+    before = pixel_auroc(untrained, test_set)
+
+    torch.manual_seed(0)
+    trained = VisualAD(CONFIG, pretrained="none").setup()
+    trained.fit(FitData("auxiliary", train_set.batches, len(train_set), "synthetic_aux", seed=0))
+    after = pixel_auroc(trained, test_set)
+
+    # Measured with this config (small synthetic sets, 64 aux / 64 held-out test images), seeds 0/1/2:
+    # before 0.438/0.482/0.573, after 0.611/0.689/0.739, i.e. gains of +0.17/+0.21/+0.17 (seed 0 is used here).
+    assert trained.history_[-1]["total"] < trained.history_[0]["total"]
+    assert after > before + 0.10, (before, after)
+
+
+def test_cli_run_trains_caches_and_shows_visualad_in_the_table(tmp_path, monkeypatch, capsys, one_thread):
+    monkeypatch.setenv("ZSADBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ZSADBENCH_SYNTHETIC_SIZE", raising=False)
+    out = tmp_path / "out"
+    args = ["run", "--method", "visualad", "--datasets", "synthetic", "--pretrained", "none", "--device", "cpu",
+            "--out", str(out), "--eval-size", "64", "--no-table",
+            "--set", "visualad.backbone=zsad-tiny-14-336", "--set", "visualad.layers=2,4",
+            "--set", "visualad.image_size=56", "--set", "visualad.epochs=1"]
+    registry.reset()
+    assert main(args) == 0
+    frame = ResultStore(out).to_frame()
+    assert len(frame) == 4 and (frame.status == "ok").all() and frame.random_init.all()
+    assert frame.pixel_auroc.between(0, 1).all() and frame.image_auroc.between(0, 1).all()
+    states = list(out.rglob("*.pt"))
+    assert len(states) == 1 and set(reused(out)) == {False}
+    # re-running the cells (--force) loads the cached trained state instead of training again
+    registry.reset()
+    assert main(args + ["--force"]) == 0
+    assert list(out.rglob("*.pt")) == states and set(reused(out)) == {True}
+    registry.reset()
+    capsys.readouterr()
+    assert main(["table", "--out", str(out)]) == 0
+    assert "VisualAD" in capsys.readouterr().out
