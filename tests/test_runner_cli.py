@@ -174,3 +174,15 @@ def test_killed_run_resumes_from_the_store(data_root, tmp_path):
     assert subprocess.run(args, env=env, capture_output=True).returncode == 0
     second = created_at(out)
     assert second["alpha"] == first["alpha"] and set(second) == {"alpha", "beta"}
+
+
+def test_random_weights_use_the_demo_configuration_unless_the_user_sets_it(data_root, tmp_path, capsys):
+    common = ("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy", "--data-root", str(data_root))
+    assert run(*common, "--out", str(tmp_path / "a"), "--pretrained", "none") == 0
+    assert "demo configuration (gain=2.0)" in " ".join(capsys.readouterr().err.split())
+    frame = ResultStore(tmp_path / "a").to_frame()
+    assert {json.loads(c)["gain"] for c in frame.config_json} == {2.0} and frame.random_init.all()
+    assert run(*common, "--out", str(tmp_path / "b"), "--pretrained", "none", "--set", "gain=3") == 0
+    assert {json.loads(c)["gain"] for c in ResultStore(tmp_path / "b").to_frame().config_json} == {3.0}
+    assert run(*common, "--out", str(tmp_path / "c")) == 0
+    assert {json.loads(c)["gain"] for c in ResultStore(tmp_path / "c").to_frame().config_json} == {1.0}

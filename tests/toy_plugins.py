@@ -78,6 +78,7 @@ class ToyMethod(Method):
     settings = frozenset({"zero-shot", "few-shot"})
     shots = (1, 2)
     config_class = ToyConfig
+    random_init_overrides = {"gain": 2.0}
 
     def setup(self) -> "ToyMethod":
         self.calls_ = getattr(self, "calls_", 0)

@@ -59,6 +59,10 @@ class Method(ABC):
     trains_on_auxiliary: ClassVar[bool] = False
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     default_pretrained: ClassVar[str] = ""  # "" = the method loads no pretrained weights
+    #: Config fields replaced when the backbone runs with random weights (``--pretrained none``) and the user did
+    #: not set them: with random weights the paper-size backbone measures nothing, so demos and smoke runs use a
+    #: configuration that fits a CPU. The stored config (and its hash) records what actually ran.
+    random_init_overrides: ClassVar[dict[str, Any]] = {}
     paper: ClassVar[str] = ""
 
     def __init__(self, config: MethodConfig | None = None, *, pretrained: str = "default", device: str = "cpu") -> None:

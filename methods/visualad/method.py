@@ -44,6 +44,12 @@ class VisualAD(Method):
     trains_on_auxiliary: ClassVar[bool] = True
     config_class: ClassVar[type[VisualADConfig]] = VisualADConfig
     default_pretrained: ClassVar[str] = "openai"
+    random_init_overrides: ClassVar[dict[str, Any]] = {
+        "backbone": "ViT-B-16",
+        "image_size": 224,
+        "layers": (3, 6, 9, 12),
+        "epochs": 1,
+    }
     paper: ClassVar[str] = "VisualAD: Language-Free Zero-Shot Anomaly Detection via Vision Transformer (CVPR 2026)"
 
     config: VisualADConfig

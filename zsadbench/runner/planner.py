@@ -58,11 +58,19 @@ def _adapter(name: str, data_root) -> DatasetAdapter:
     return adapter
 
 
-def _method_specs(config: RunConfig) -> dict[str, MethodSpec]:
+def _method_specs(config: RunConfig, notes: list[str]) -> dict[str, MethodSpec]:
     specs = {}
     for name in config.methods:
         cls = registry.methods().get(name)
-        method_config = apply_overrides(cls.config_class(), name, config.overrides)
+        base = cls.config_class()
+        if cls(base, pretrained=config.pretrained).is_random_init and cls.random_init_overrides:
+            user_set = {key.rpartition(".")[2] for key, _ in config.overrides if key.rpartition(".")[0] in ("", name)}
+            demo = {k: v for k, v in cls.random_init_overrides.items() if k not in user_set}
+            if demo:
+                base = base.replace(**demo)
+                shown = ", ".join(f"{k}={v}" for k, v in demo.items())
+                notes.append(f"{name} with random weights runs its demo configuration ({shown}); --set KEY=VALUE changes it")
+        method_config = apply_overrides(base, name, config.overrides)
         tag = cls(method_config, pretrained=config.pretrained).pretrained_tag
         label = getattr(cls, "label", "") or cls.__name__
         specs[name] = MethodSpec(name, cls, method_config, label, tag)
@@ -91,9 +99,9 @@ def build_plan(config: RunConfig) -> Plan:
         raise ConfigError("no method selected: pass --method NAME (see `zsadbench list`)")
     if not config.datasets:
         raise ConfigError("no dataset selected: pass --datasets NAME|all|industrial|medical")
-    methods = _method_specs(config)
-    adapters = {name: _adapter(name, config.data_root) for name in config.datasets}
     notes: list[str] = []
+    methods = _method_specs(config, notes)
+    adapters = {name: _adapter(name, config.data_root) for name in config.datasets}
     groups: list[FitGroup] = []
     auxiliaries: dict[str, DatasetAdapter] = {}
     for spec in methods.values():
