@@ -37,6 +37,9 @@ class DatasetAdapter(ABC):
     source: ClassVar[str] = ""
     license: ClassVar[str] = ""
     layout: ClassVar[str] = ""
+    #: gray level a mask pixel must exceed to count as anomalous (0 for PNG 0/255 or class-index masks;
+    #: lossy JPEG masks need ~127)
+    mask_threshold: ClassVar[int] = 0
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -83,4 +86,4 @@ class DatasetAdapter(ABC):
         image-level datasets); the runner then uses an all-False mask."""
         from .io import read_mask
 
-        return None if sample.mask_path is None else read_mask(sample.mask_path, sample.crop)
+        return None if sample.mask_path is None else read_mask(sample.mask_path, sample.crop, self.mask_threshold)

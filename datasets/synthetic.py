@@ -9,7 +9,7 @@ Nothing is downloaded. On first use the set is generated (deterministically, fro
 ``$ZSADBENCH_CACHE/synthetic/<dataset>-<size>-<hash>`` (cache default ``~/.cache/zsadbench``), or into the
 root given, in MVTec AD layout with a ``synthetic.json`` manifest; later uses index the tree on disk.
 
-Sizes: ``small`` (default; 4 categories, 8 train + 6 normal + 10 anomalous test images each, 128 px),
+Sizes: ``small`` (default; 3 categories, 4 train + 3 normal + 5 anomalous test images each, 128 px),
 ``medium`` (8 categories, 24 + 10 + 20, 256 px) and ``large`` (all categories, 60 + 31 + 84, 512 px, about
 MVTec AD's test size for the evaluation set). Choose one with ``size=`` or ``ZSADBENCH_SYNTHETIC_SIZE``;
 keyword arguments override single parameters.
@@ -49,7 +49,7 @@ AUX_CATEGORIES: tuple[str, ...] = tuple(AUX_DEFECTS)
 
 # size -> (number of categories, n_train, n_test_normal, n_test_anomalous, image_size)
 PRESETS: dict[str, tuple[int, int, int, int, int]] = {
-    "small": (4, 8, 6, 10, 128),
+    "small": (3, 4, 3, 5, 128),
     "medium": (8, 24, 10, 20, 256),
     "large": (15, 60, 31, 84, 512),
 }
@@ -109,7 +109,7 @@ class SyntheticDataset(DatasetAdapter):
     title: ClassVar[str] = "Synthetic textures and objects"
     domain = "synthetic"
     metric_levels: ClassVar[frozenset[str]] = frozenset({"image", "pixel"})
-    expected_test: ClassVar[tuple[int, int] | None] = (4 * 6, 4 * 10)
+    expected_test: ClassVar[tuple[int, int] | None] = (3 * 3, 3 * 5)
     source: ClassVar[str] = "generated locally by zsadbench.datasets.synthetic (no download)"
     license: ClassVar[str] = "generated"
     layout: ClassVar[str] = (

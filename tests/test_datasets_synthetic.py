@@ -18,6 +18,7 @@ from zsadbench.datasets.io import read_mask, read_rgb
 from zsadbench.datasets.synthetic import (
     AUX_CATEGORIES,
     EVAL_CATEGORIES,
+    PRESETS,
     SIZE_ENV,
     SyntheticAuxDataset,
     SyntheticDataset,
@@ -258,8 +259,10 @@ def test_default_roots_sizes_and_registry(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_default_set_generates_in_the_cache_with_disjoint_categories() -> None:
     evaluation, auxiliary = SyntheticDataset(), SyntheticAuxDataset()
-    assert len(evaluation.samples) == 4 * (8 + 6 + 10) and evaluation.expected_test == (24, 40)
-    assert len(evaluation.categories()) == 4 and len(auxiliary.categories()) == 4
+    n_cat, n_train, n_normal, n_anomalous, _ = PRESETS["small"]
+    assert len(evaluation.samples) == n_cat * (n_train + n_normal + n_anomalous)
+    assert evaluation.expected_test == (n_cat * n_normal, n_cat * n_anomalous)
+    assert len(evaluation.categories()) == n_cat and len(auxiliary.categories()) == n_cat
     assert not set(evaluation.categories()) & set(auxiliary.categories())
     assert not set(EVAL_CATEGORIES) & set(AUX_CATEGORIES)
     assert len(EVAL_CATEGORIES) >= 15

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from zsadbench import registry
 from zsadbench.cli.main import main
-from zsadbench.datasets.synthetic import SyntheticAuxDataset, SyntheticDataset
+from zsadbench.datasets.synthetic import AUX_CATEGORIES, EVAL_CATEGORIES, PRESETS, SyntheticAuxDataset, SyntheticDataset
 from zsadbench.method import FitData
 from zsadbench.methods.visualad.config import VisualADConfig
 from zsadbench.methods.visualad.method import VisualAD
@@ -36,7 +36,12 @@ def one_thread():
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    return SyntheticAuxDataset(root / "aux", size="small"), SyntheticDataset(root / "eval", size="small")
+    # The set the margin below was measured on: 4 categories, 8 train + 6 normal + 10 anomalous test images, 128 px.
+    counts = dict(n_train=8, n_test_normal=6, n_test_anomalous=10, image_size=128)
+    return (
+        SyntheticAuxDataset(root / "aux", categories=AUX_CATEGORIES[:4], **counts),
+        SyntheticDataset(root / "eval", categories=EVAL_CATEGORIES[:4], **counts),
+    )
 
 
 def reused(out) -> list[bool]:
@@ -86,7 +91,7 @@ def test_cli_run_trains_caches_and_shows_visualad_in_the_table(tmp_path, monkeyp
     registry.reset()
     assert main(args) == 0
     frame = ResultStore(out).to_frame()
-    assert len(frame) == 4 and (frame.status == "ok").all() and frame.random_init.all()
+    assert len(frame) == PRESETS["small"][0] and (frame.status == "ok").all() and frame.random_init.all()
     assert frame.pixel_auroc.between(0, 1).all() and frame.image_auroc.between(0, 1).all()
     states = list(out.rglob("*.pt"))
     assert len(states) == 1 and set(reused(out)) == {False}

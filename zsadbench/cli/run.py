@@ -69,7 +69,11 @@ def execute(args: argparse.Namespace) -> int:
     from ..runner import RunConfig, build_plan, execute_plan
     from zsadbench.datasets.groups import expand_datasets
 
+    from .. import registry
+
     load_plugins(args.plugin)
+    for name in args.method:  # unknown methods are reported before anything else is resolved
+        registry.methods().get(name)
     config = RunConfig(
         methods=args.method,
         datasets=tuple(expand_datasets(args.datasets)),

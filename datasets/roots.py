@@ -1,0 +1,118 @@
+"""Where each dataset lives on disk.
+
+:func:`resolve_root` looks, in order, at
+
+1. a per-dataset override: the environment variable ``ZSADBENCH_ROOT_<NAME>`` (``ZSADBENCH_ROOT_MVTEC``), then
+   the ``[data.roots]`` table of the config file (``mvtec = "/data/mvtec_anomaly_detection"``);
+2. the ``data_root`` argument (``--data-root``);
+3. the environment variable ``ZSADBENCH_DATA_ROOT``;
+4. ``root`` in the ``[data]`` table of the config file;
+5. ``~/zsadbench-data``.
+
+The config file is ``$ZSADBENCH_CONFIG`` or ``~/.config/zsadbench/config.toml``; relative paths in it are
+relative to the file. Under a data root a dataset lives in ``<root>/<name>``; when that folder is absent, the
+official folder names of the dataset (its adapter's ``aliases``, e.g. ``mvtec_anomaly_detection``) are tried,
+in any letter case. Generated datasets (adapters with a ``default_root`` classmethod, such as ``synthetic``)
+are not looked up here: their own cache folder is returned.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zsadbench import registry
+from zsadbench.errors import ConfigError
+
+ENV_DATA_ROOT = "ZSADBENCH_DATA_ROOT"
+ENV_CONFIG = "ZSADBENCH_CONFIG"
+ENV_ROOT_PREFIX = "ZSADBENCH_ROOT_"
+DEFAULT_CONFIG = Path("~/.config/zsadbench/config.toml")
+DEFAULT_DATA_ROOT = Path("~/zsadbench-data")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``[data]`` part of the config file."""
+
+    path: Path | None = None
+    root: Path | None = None
+    roots: dict[str, Path] = field(default_factory=dict)
+
+
+def config_path() -> tuple[Path, bool]:
+    """The config file to read and whether the user named it explicitly (``$ZSADBENCH_CONFIG``)."""
+    named = os.environ.get(ENV_CONFIG, "").strip()
+    return (Path(named).expanduser(), True) if named else (DEFAULT_CONFIG.expanduser(), False)
+
+
+def load_data_config() -> DataConfig:
+    """Read ``[data]`` and ``[data.roots]`` from the config file (an absent default file is an empty config)."""
+    path, explicit = config_path()
+    if not path.is_file():
+        if explicit:
+            raise ConfigError(f"{ENV_CONFIG}={path} does not exist; create it or unset {ENV_CONFIG}")
+        return DataConfig()
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML ({exc}); fix or remove it") from exc
+    data = document.get("data", {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: 'data' must be a table, e.g. [data] root = \"/data\"")
+    root = data.get("root")
+    roots = data.get("roots", {})
+    if root is not None and not isinstance(root, str):
+        raise ConfigError(f"config file {path}: [data] root must be a string path, got {root!r}")
+    if not isinstance(roots, dict) or not all(isinstance(v, str) for v in roots.values()):
+        raise ConfigError(f"config file {path}: [data.roots] must map dataset names to string paths")
+    return DataConfig(path, _anchor(root, path), {k: _anchor(v, path) for k, v in roots.items()})
+
+
+def _anchor(value: str | None, config: Path) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (config.parent / path).resolve()
+
+
+def base_root(data_root: str | Path | None = None, config: DataConfig | None = None) -> Path:
+    """The data root: ``data_root`` if given, else ``$ZSADBENCH_DATA_ROOT``, the config file, the default."""
+    if data_root not in (None, ""):
+        return Path(data_root).expanduser()
+    env = os.environ.get(ENV_DATA_ROOT, "").strip()
+    if env:
+        return Path(env).expanduser()
+    config = config if config is not None else load_data_config()
+    return config.root if config.root is not None else DEFAULT_DATA_ROOT.expanduser()
+
+
+def dataset_folder(base: Path, name: str, aliases: tuple[str, ...] = ()) -> Path:
+    """``base/name`` if present, else the first alias present (exact spelling, then any case), else ``base/name``."""
+    for candidate in (name, *aliases):
+        if (base / candidate).is_dir():
+            return base / candidate
+    if base.is_dir():
+        wanted = [c.lower() for c in (name, *aliases)]
+        by_lower = {p.name.lower(): p for p in sorted(base.iterdir()) if p.is_dir()}
+        for candidate in wanted:
+            if candidate in by_lower:
+                return by_lower[candidate]
+    return base / name
+
+
+def resolve_root(name: str, data_root: str | Path | None = None) -> Path:
+    """The folder of dataset ``name`` (see the module docstring for the search order)."""
+    cls = registry.datasets().get(name)
+    default_root = getattr(cls, "default_root", None)
+    if callable(default_root):
+        return Path(default_root())
+    env = os.environ.get(ENV_ROOT_PREFIX + name.upper().replace("-", "_"), "").strip()
+    if env:
+        return Path(env).expanduser()
+    config = load_data_config()
+    if name in config.roots:
+        return config.roots[name]
+    base = base_root(data_root, config)
+    return dataset_folder(base, name, tuple(getattr(cls, "aliases", ())))
