@@ -32,3 +32,7 @@ class MethodError(ZsadError):
 
 class NotFittedError(MethodError):
     """``predict`` was called before ``fit``."""
+
+
+class MetricError(ZsadError, ValueError):
+    """Inputs a metric cannot be computed on (shape mismatch, NaN/inf scores, empty arrays, bad options)."""
