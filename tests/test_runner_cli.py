@@ -186,3 +186,25 @@ def test_random_weights_use_the_demo_configuration_unless_the_user_sets_it(data_
     assert {json.loads(c)["gain"] for c in ResultStore(tmp_path / "b").to_frame().config_json} == {3.0}
     assert run(*common, "--out", str(tmp_path / "c")) == 0
     assert {json.loads(c)["gain"] for c in ResultStore(tmp_path / "c").to_frame().config_json} == {1.0}
+
+
+def test_corrupt_image_fails_its_cell_naming_the_file(data_root, tmp_path, capsys):
+    broken = data_root / "toy" / "beta" / "test" / "bad" / "001.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    out = tmp_path / "out"
+    code = run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy",
+               "--data-root", str(data_root), "--out", str(out))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and str(broken) in err
+    rows = {r.category: r for r in ResultStore(out).rows()}
+    assert rows["alpha"].status == "ok" and rows["beta"].status == "failed" and str(broken) in rows["beta"].error
+
+
+def test_missing_paper_weights_stop_the_run_with_one_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    registry.reset()
+    code = main(["run", "--method", "winclip", "--datasets", "synthetic", "--out", str(tmp_path / "o"), "--no-table"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "WeightsError" in err and "--pretrained" in err
+    assert not ResultStore(tmp_path / "o").rows()

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import MethodError, ZsadError
+from ..errors import MethodError, WeightsError, ZsadError
 from ..method import FitData, Method
 from ..metrics import METRICS, compute_metrics
 from ..store import ResultStore, StoredCell
@@ -69,7 +69,7 @@ def execute_plan(plan: Plan, display: RunDisplay | None = None) -> RunSummary:
                 continue
             try:
                 method, fit_info = _fitted_method(plan, group, store, instances, display)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, WeightsError):  # missing weights concern every cell: stop with one message
                 raise
             except Exception as exc:  # noqa: BLE001 - a failing fit fails its cells, the sweep goes on
                 for cell in pending:
