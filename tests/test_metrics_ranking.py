@@ -115,7 +115,7 @@ def test_image_metrics_equal_sklearn_with_ties(seed):
 
 
 def test_integer_and_torch_inputs():
-    torch = pytest.importorskip("torch")
+    import torch
     scores = torch.tensor([[[3, 1], [2, 0]]], dtype=torch.int16)
     masks = torch.tensor([[[1, 0], [1, 0]]], dtype=torch.uint8)
     assert pixel_auroc(scores, masks) == 1.0

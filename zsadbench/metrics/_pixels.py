@@ -238,7 +238,6 @@ def aupro_anomalyclip(ps: PixelSet, regions: Regions, n_neg: int, limit: float, 
     if not (np.isfinite(delta) and delta > 0):
         return undefined("aupro_anomalyclip", f"the scores span [{lo}, {hi}], which gives no thresholds")
     ths = np.arange(lo, hi, delta)
-    h, w = ps.hw
     neg = np.zeros(ths.size + 1, np.int64)
     wpos = np.zeros(ths.size + 1)
     for i in range(len(ps.scores)):
@@ -254,7 +253,7 @@ def aupro_anomalyclip(ps: PixelSet, regions: Regions, n_neg: int, limit: float, 
     keep = fpr < limit
     fpr, pro = fpr[keep], pro[keep]
     if fpr.size < 2 or fpr.max() == fpr.min():
-        return undefined("aupro_anomalyclip", f"only {fpr.size} threshold(s) with distinct FPR below {limit}")
+        return undefined("aupro_anomalyclip", f"fewer than two thresholds give distinct FPRs below {limit}")
     fpr = (fpr - fpr.min()) / (fpr.max() - fpr.min())
     return float(-(np.diff(fpr) * (pro[1:] + pro[:-1]) / 2.0).sum())  # FPR falls as thresholds rise
 
