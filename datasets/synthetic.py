@@ -106,7 +106,7 @@ class SyntheticDataset(DatasetAdapter):
     """
 
     name: ClassVar[str] = "synthetic"
-    title: ClassVar[str] = "Synthetic textures and objects"
+    title: ClassVar[str] = "Synthetic"
     domain = "synthetic"
     metric_levels: ClassVar[frozenset[str]] = frozenset({"image", "pixel"})
     expected_test: ClassVar[tuple[int, int] | None] = (3 * 3, 3 * 5)

@@ -54,3 +54,12 @@ def load_plugins(paths: list[str] | None) -> None:
         obj = registry.load_object(path)
         target = registry.methods() if isinstance(obj, type) and issubclass(obj, Method) else registry.datasets()
         target.register_path(path)
+
+
+def table_console():
+    """A rich console for tables: the terminal's width, or 200 columns when writing to a file or pipe."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=200)

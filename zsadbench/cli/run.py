@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import int_list, key_value, load_plugins, name_list, positive_int
+from .options import table_console, int_list, key_value, load_plugins, name_list, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +110,7 @@ def execute(args: argparse.Namespace) -> int:
         from ..store import ResultStore
         from ..tables import make_table
 
-        Console().print(make_table(ResultStore(config.out).to_frame(), "rich"))
+        table_console().print(make_table(ResultStore(config.out).to_frame(), "rich"))
     if summary.failures:
         console.print("[red]failed cells[/] (stored with their error; they are retried on the next run):")
         for cell, message in summary.failures:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import name_list, positive_int
+from .options import table_console, name_list, positive_int
 
 FORMATS = ("rich", "md", "csv", "latex")
 
@@ -53,7 +53,7 @@ def execute(args: argparse.Namespace) -> int:
     )
     rendered = make_table(frame, args.format, **options)
     if args.format == "rich":
-        Console().print(rendered)
+        table_console().print(rendered)
     else:
         print(rendered)
     if args.write is not None:

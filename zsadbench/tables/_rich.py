@@ -14,14 +14,18 @@ from ._text import DASH
 def to_rich(model: TableModel) -> Table:
     """Best in bold, second underlined; a section line between groups; footnotes as the caption."""
     notes = "\n".join(f"{marker} {text}".strip() for marker, text in model.footnotes())
-    table = Table(title=model.caption, caption=notes or None, caption_justify="left", box=box.SIMPLE_HEAD)
+    single = len(model.variants) == 1
+    title = model.caption or (model.variants[0].display if single else None)
+    table = Table(title=title, caption=notes or None, caption_justify="left", box=box.SIMPLE_HEAD)
     first, second = model.label_columns()
     table.add_column(first, no_wrap=True)
-    table.add_column(second, no_wrap=True)
+    table.add_column(second, overflow="fold", max_width=24)
     for v in model.variants:
-        for spec in model.metrics:
+        for k, spec in enumerate(model.metrics):
             arrow = "↑" if spec.higher_is_better else "↓"
-            table.add_column(Text(f"{v.display}\n{spec.label} {arrow}", overflow="fold"), justify="right")
+            # the variant's name heads only its first metric column, so narrow terminals stay readable
+            head = "" if single else (v.display if k == 0 else "")
+            table.add_column(Text(f"{head}\n{spec.label} {arrow}".lstrip("\n")), justify="right", min_width=7)
     for n, group in enumerate(model.groups()):
         if n:
             table.add_section()
