@@ -16,7 +16,16 @@ import torch.nn as nn
 from zsadbench.errors import ConfigError
 
 from .pos_embed import interpolate_grid_pos_embed
-from .taps import Intermediates, check_vv_last, run_blocks, take_indices, value_heads, vv_attention_from_values
+from .taps import (
+    Intermediates,
+    NormalizingBackbone,
+    check_vv_last,
+    collect,
+    run_blocks,
+    take_indices,
+    value_heads,
+    vv_attention_from_values,
+)
 from .weights import WeightsInfo
 
 CONFIG_DIR = Path(__file__).with_name("model_configs")
@@ -43,7 +52,7 @@ def check_arch(name: str) -> None:
         raise ConfigError(f"unknown CLIP architecture {name!r}.{hint} See open_clip.list_models() for all names")
 
 
-class ClipBackbone(nn.Module):
+class ClipBackbone(NormalizingBackbone):
     """A frozen open_clip CLIP with tap access to its visual transformer.
 
     Attributes: ``model`` (the open_clip ``CLIP``), ``visual`` (its ``VisionTransformer``), ``tokenizer``
@@ -54,15 +63,8 @@ class ClipBackbone(nn.Module):
     """
 
     def __init__(self, model: nn.Module, name: str, weights: WeightsInfo, mean, std, tokenizer) -> None:
-        super().__init__()
-        self.model = model
-        self.name = name
-        self.weights = weights
+        super().__init__(model, name, weights, mean, std)
         self.tokenizer = tokenizer
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
-        self.register_buffer("_mean", torch.tensor(self.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("_std", torch.tensor(self.std).view(1, 3, 1, 1), persistent=False)
 
     # -- geometry -----------------------------------------------------------------------------------
     @property
@@ -119,10 +121,6 @@ class ClipBackbone(nn.Module):
         visual.grid_size = (side, side)
 
     # -- whole-model encoders ----------------------------------------------------------------------------
-    def normalize(self, images01: torch.Tensor) -> torch.Tensor:
-        """``[B,3,H,W]`` RGB in ``[0,1]`` → normalised with the weights' mean and std."""
-        return (images01 - self._mean.to(images01.dtype)) / self._std.to(images01.dtype)
-
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         """Token ids ``LongTensor [P, 77]`` on the backbone's device."""
         return self.tokenizer(texts).to(self.device)
@@ -216,17 +214,7 @@ class ClipBackbone(nn.Module):
         num_prefix = num_extra + 1
         x = visual.ln_pre(self.embed_tokens(images, extra_tokens))
         x, taps, ordinary = run_blocks(x, blocks, take, vv_start, _block_with_vv)
-        head = self._head(norm, project)
-        patches = [head(t[:, num_prefix:]) for t in taps]
-        return Intermediates(
-            indices=tuple(i + 1 for i in take),
-            patches=patches,
-            ordinary=patches if vv_last == 0 else [head(t[:, num_prefix:]) for t in ordinary],
-            cls=head(x[:, num_extra]),
-            extra=head(x[:, :num_extra]) if num_extra else None,
-            final=x,
-            num_prefix=num_prefix,
-        )
+        return collect(x, taps, ordinary, take, num_extra, num_prefix, self._head(norm, project), vv_last)
 
     def _head(self, norm: bool, project: bool):
         if project and not norm:

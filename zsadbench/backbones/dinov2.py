@@ -18,7 +18,16 @@ from timm.layers import Attention
 
 from zsadbench.errors import ConfigError, WeightsError
 
-from .taps import Intermediates, check_vv_last, run_blocks, take_indices, value_heads, vv_attention_from_values
+from .taps import (
+    Intermediates,
+    NormalizingBackbone,
+    check_vv_last,
+    collect,
+    run_blocks,
+    take_indices,
+    value_heads,
+    vv_attention_from_values,
+)
 from .weights import TORCH_HUB_CACHE, WeightsInfo, check_sha256, known_weights, missing_weights_message
 
 TINY = {
@@ -29,7 +38,7 @@ _TINY_SHAPE = {"depth": 3, "embed_dim": 64, "num_heads": 2}
 TAG = "lvd142m"
 
 
-class Dinov2Backbone(nn.Module):
+class Dinov2Backbone(NormalizingBackbone):
     """A frozen timm DINOv2 ViT with :meth:`forward_intermediates` (registers removed from ``patches``).
 
     Attributes as on :class:`~zsadbench.backbones.clip.ClipBackbone` where they apply: ``model``, ``name``,
@@ -38,14 +47,7 @@ class Dinov2Backbone(nn.Module):
     """
 
     def __init__(self, model: nn.Module, name: str, weights: WeightsInfo) -> None:
-        super().__init__()
-        self.model = model
-        self.name = name
-        self.weights = weights
-        self.mean = tuple(float(m) for m in IMAGENET_DEFAULT_MEAN)
-        self.std = tuple(float(s) for s in IMAGENET_DEFAULT_STD)
-        self.register_buffer("_mean", torch.tensor(self.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("_std", torch.tensor(self.std).view(1, 3, 1, 1), persistent=False)
+        super().__init__(model, name, weights, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)
 
     @property
     def image_size(self) -> int:
@@ -78,10 +80,6 @@ class Dinov2Backbone(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.model.patch_embed.proj.weight.device
-
-    def normalize(self, images01: torch.Tensor) -> torch.Tensor:
-        """``[B,3,H,W]`` RGB in ``[0,1]`` → normalised with ImageNet's mean and std."""
-        return (images01 - self._mean.to(images01.dtype)) / self._std.to(images01.dtype)
 
     def post_norm(self, x: torch.Tensor) -> torch.Tensor:
         """The final norm alone."""
@@ -132,16 +130,7 @@ class Dinov2Backbone(nn.Module):
         num_prefix = num_extra + self.model.num_prefix_tokens
         x, taps, ordinary = run_blocks(self.embed_tokens(images, extra_tokens), blocks, take, vv_start, _block_with_vv)
         head = self.model.norm if norm else (lambda t: t)
-        patches = [head(t[:, num_prefix:]) for t in taps]
-        return Intermediates(
-            indices=tuple(i + 1 for i in take),
-            patches=patches,
-            ordinary=patches if vv_last == 0 else [head(t[:, num_prefix:]) for t in ordinary],
-            cls=head(x[:, num_extra]),
-            extra=head(x[:, :num_extra]) if num_extra else None,
-            final=x,
-            num_prefix=num_prefix,
-        )
+        return collect(x, taps, ordinary, take, num_extra, num_prefix, head, vv_last)
 
 
 def _block_with_vv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -120,3 +120,45 @@ def run_blocks(
             taps.append(x_vv if i >= vv_start else x)
             ordinary.append(x)
     return x, taps, ordinary
+
+
+def collect(
+    x: torch.Tensor,
+    taps: list[torch.Tensor],
+    ordinary: list[torch.Tensor],
+    take: list[int],
+    num_extra: int,
+    num_prefix: int,
+    head: Callable[[torch.Tensor], torch.Tensor],
+    vv_last: int,
+) -> Intermediates:
+    """The :class:`Intermediates` of one pass of :func:`run_blocks`: special tokens stripped from the taps,
+    ``head`` (final norm and/or projection) applied to every returned token."""
+    patches = [head(t[:, num_prefix:]) for t in taps]
+    return Intermediates(
+        indices=tuple(i + 1 for i in take),
+        patches=patches,
+        ordinary=patches if vv_last == 0 else [head(t[:, num_prefix:]) for t in ordinary],
+        cls=head(x[:, num_extra]),
+        extra=head(x[:, :num_extra]) if num_extra else None,
+        final=x,
+        num_prefix=num_prefix,
+    )
+
+
+class NormalizingBackbone(nn.Module):
+    """What every backbone shares: the wrapped model, its name, weights record and input mean/std."""
+
+    def __init__(self, model: nn.Module, name: str, weights, mean, std) -> None:
+        super().__init__()
+        self.model = model
+        self.name = name
+        self.weights = weights
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.register_buffer("_mean", torch.tensor(self.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_std", torch.tensor(self.std).view(1, 3, 1, 1), persistent=False)
+
+    def normalize(self, images01: torch.Tensor) -> torch.Tensor:
+        """``[B,3,H,W]`` RGB in ``[0,1]`` → normalised with the backbone's mean and std."""
+        return (images01 - self._mean.to(images01.dtype)) / self._std.to(images01.dtype)
