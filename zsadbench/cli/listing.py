@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import load_plugins
+from .options import load_plugins, table_console
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,13 +30,12 @@ def _rows(registry, pattern: str, describe) -> list[tuple[str, str, str]]:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from .. import registry
 
     load_plugins(args.plugin)
-    console = Console()
+    console = table_console()
     sections = []
     if args.what in ("methods", "all"):
         sections.append(("methods", registry.methods(), lambda c: f"{c.describe()}  weights: {c.default_pretrained}"))
