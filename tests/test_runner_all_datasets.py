@@ -50,6 +50,21 @@ def test_every_dataset_runs_and_gets_exactly_its_metrics(fake_root, tmp_path, ca
         assert (row[pixel_col].strip() != "–") == want_pixel, (name, row)
 
 
+def test_winclip_runs_every_dataset_zero_shot(fake_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    registry.reset()
+    code = main(["run", "--method", "winclip", "--datasets", "all", "--pretrained", "none",
+                 "--set", "backbone=zsad-tiny-16-240", "--data-root", str(fake_root), "--out", str(out),
+                 "--eval-size", "64", "--no-table"])
+    assert code == 0, capsys.readouterr().err
+    frame = ResultStore(out).to_frame()
+    assert set(frame.dataset) == set(expand_datasets("all")) and (frame.status == "ok").all()
+    for dataset, rows in frame.groupby("dataset"):
+        levels = registry.datasets().get(dataset).metric_levels
+        assert rows[IMAGE].notna().all(axis=None) == ("image" in levels), dataset
+        assert rows[PIXEL].notna().all(axis=None) == ("pixel" in levels), dataset
+
+
 def test_winclip_runs_zero_and_few_shot_on_a_real_layout_with_a_tiny_backbone(fake_root, tmp_path, capsys):
     out = tmp_path / "out"
     registry.reset()
