@@ -208,3 +208,20 @@ def test_missing_paper_weights_stop_the_run_with_one_message(tmp_path, capsys, m
     err = " ".join(capsys.readouterr().err.split())
     assert code == 1 and "WeightsError" in err and "--pretrained" in err
     assert not ResultStore(tmp_path / "o").rows()
+
+
+@pytest.mark.parametrize("fmt", ["latex", "md", "csv"])
+def test_table_of_one_dataset_lists_its_categories_and_their_mean(data_root, tmp_path, capsys, fmt):
+    out = tmp_path / "out"
+    assert run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy",
+               "--data-root", str(data_root), "--out", str(out)) == 0
+    capsys.readouterr()
+    assert main(["table", "--out", str(out), "--format", fmt]) == 0
+    printed = capsys.readouterr().out
+    assert "alpha" in printed and "beta" in printed and "Mean" in printed
+    assert "I-AUROC" in printed and "P-AUROC" in printed and "AUPRO" in printed
+    if fmt == "latex":
+        assert "\\begin{tabular}" in printed and "\\end{tabular}" in printed
+    capsys.readouterr()
+    assert main(["table", "--out", str(out), "--format", fmt, "--no-per-category"]) == 0
+    assert "alpha" not in capsys.readouterr().out

@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/default"), metavar="DIR",
                         help="output folder of `zsadbench run` (default: runs/default)")
     parser.add_argument("--format", "-f", choices=FORMATS, default="rich", help="output format (default: rich terminal table)")
-    parser.add_argument("--per-category", action="store_true", help="one row per category, plus dataset means")
+    parser.add_argument("--per-category", action=argparse.BooleanOptionalAction, default=None,
+                        help="one row per category plus dataset means (default: on when the results hold one dataset)")
     parser.add_argument("--metrics", type=name_list, default=None, metavar="NAME[,NAME]",
                         help="metrics to show, e.g. image_auroc,pixel_auroc,aupro (default: every metric with a value)")
     parser.add_argument("--level", choices=("image", "pixel"), default=None, help="only image- or pixel-level metrics")
@@ -41,8 +42,9 @@ def execute(args: argparse.Namespace) -> int:
         if name not in METRICS:
             raise ConfigError(f"--metrics: unknown metric {name!r}; known: {', '.join(METRICS)}")
     frame = ResultStore(args.out).to_frame()
+    per_category = args.per_category if args.per_category is not None else frame["dataset"].nunique() == 1
     options = dict(
-        per_category=args.per_category,
+        per_category=per_category,
         metrics=list(args.metrics) if args.metrics else None,
         level=args.level,
         digits=args.digits,
