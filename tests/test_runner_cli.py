@@ -200,13 +200,19 @@ def test_corrupt_image_fails_its_cell_naming_the_file(data_root, tmp_path, capsy
     assert rows["alpha"].status == "ok" and rows["beta"].status == "failed" and str(broken) in rows["beta"].error
 
 
-def test_missing_paper_weights_stop_the_run_with_one_message(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
-    registry.reset()
-    code = main(["run", "--method", "winclip", "--datasets", "synthetic", "--out", str(tmp_path / "o"), "--no-table"])
-    err = " ".join(capsys.readouterr().err.split())
-    assert code == 1 and "WeightsError" in err and "--pretrained" in err
+def test_missing_paper_weights_stop_the_run_with_one_message(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # A fresh process, so that the hub client reads the offline switch at import, as it would for a user.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "XDG_CACHE_HOME": str(tmp_path / "empty-cache"),
+           "HOME": str(tmp_path / "home"), "ZSADBENCH_CACHE": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-m", "zsadbench", "run", "--method", "winclip", "--datasets", "synthetic",
+                             "--out", str(tmp_path / "o"), "--no-table"], capture_output=True, text=True, env=env,
+                            timeout=300)
+    err = " ".join(result.stderr.split())
+    assert result.returncode == 1 and "WeightsError" in err and "--pretrained" in err and "Traceback" not in err
     assert not ResultStore(tmp_path / "o").rows()
 
 
