@@ -1,10 +1,11 @@
 """Named groups of datasets for ``--datasets``: ``all``, ``industrial``, ``medical`` and comma lists."""
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 from zsadbench import registry
-from zsadbench.errors import ConfigError
+from zsadbench.errors import ConfigError, PluginError
 
 #: the 15 datasets of the zero-shot protocol, in the order of the MPAMA paper's tables
 ZSAD_DATASETS = (
@@ -35,6 +36,10 @@ def expand_datasets(spec: str | Iterable[str]) -> list[str]:
         datasets = registry.datasets()
         if item not in datasets and item.lower() in datasets:
             item = item.lower()
+        if item not in datasets:
+            close = difflib.get_close_matches(item.lower(), GROUPS, n=1)
+            if close:
+                raise PluginError(f"unknown dataset or group {item!r}. Did you mean the group {close[0]!r}?")
         datasets.get(item)
         names.append(item)
     if not names:

@@ -123,6 +123,7 @@ def test_dry_run_prints_the_plan_and_computes_nothing(data_root, tmp_path, capsy
     [
         (("--method", "toyy", "--datasets", "toy"), "unknown method 'toyy'. Did you mean 'toy'"),
         (("--method", "toy", "--datasets", "toyy"), "unknown dataset 'toyy'"),
+        (("--method", "toy", "--datasets", "industrail"), "Did you mean the group 'industrial'"),
         (("--method", "toy", "--datasets", "toy", "--set", "nope=1"), "no selected method has an option 'nope'"),
         (("--method", "toy", "--datasets", "toy", "--set", "gain=abc"), "ToyConfig.gain must be float"),
     ],
