@@ -110,7 +110,8 @@ def execute(args: argparse.Namespace) -> int:
         from ..store import ResultStore
         from ..tables import make_table
 
-        table_console().print(make_table(ResultStore(config.out).to_frame(), "rich"))
+        frame = ResultStore(config.out).to_frame()
+        table_console().print(make_table(frame, "rich", per_category=frame["dataset"].nunique() == 1))
     if summary.failures:
         console.print("[red]failed cells[/] (stored with their error; they are retried on the next run):")
         for cell, message in summary.failures:

@@ -6,6 +6,7 @@ import json
 import random
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from ..errors import MethodError, WeightsError, ZsadError
 from ..method import FitData, Method
-from ..metrics import METRICS, compute_metrics
+from ..metrics import METRICS, MetricAccumulator, UndefinedMetricWarning
 from ..store import ResultStore, StoredCell
 from ..types import Batch
 from .loading import ImageSet
@@ -160,22 +161,29 @@ def _run_cell(plan: Plan, store: ResultStore, method: Method, cell: Cell, fit_in
     samples = adapter.select("test", cell.category)
     images = ImageSet(adapter, samples, method.input_size, config.eval_size, config.workers)
     started = time.perf_counter()
-    scores, maps, masks, labels, keys = [], [], [], [], []
+    accumulator = MetricAccumulator(adapter.metric_levels)
+    pixel_level = "pixel" in adapter.metric_levels
+    scores, small_maps, small_masks, labels, keys = [], [], [], [], []
+    has_defect = False
     for loaded in images.iter_batches(config.batch_size):
         batch = Batch(image=loaded.batch.image, category=cell.category, image_path=loaded.batch.image_path)
         with torch.inference_mode():
             prediction = method.predict(batch)
         score, amap = _checked(prediction.pred_score, prediction.anomaly_map, len(batch), cell, batch, config.eval_size)
+        accumulator.update(score, loaded.labels, amap if pixel_level else None, loaded.masks if pixel_level else None)
+        has_defect = has_defect or bool(loaded.masks.any())
         scores.append(score)
-        maps.append(amap)
-        masks.append(loaded.masks)
         labels.append(loaded.labels)
+        small_maps.append(_downsample(amap, config.save_map_size).astype(np.float16))
+        small_masks.append(np.packbits(_downsample(loaded.masks.astype(np.float32), config.save_map_size) > 0.5, axis=-1))
         keys.extend(s.key for s in loaded.samples)
         display.step(f"{cell.describe()}", len(keys) / max(len(samples), 1))
-    pred_score, anomaly_map = np.concatenate(scores), np.concatenate(maps)
-    gt_mask, gt_label = np.concatenate(masks), np.concatenate(labels)
-    levels = plan.levels_for(cell.dataset, gt_label, gt_mask)
-    metrics = compute_metrics(pred_score, gt_label, anomaly_map, gt_mask, levels) if levels else {}
+    pred_score, gt_label = np.concatenate(scores), np.concatenate(labels)
+    levels = plan.levels_for(cell.dataset, gt_label, has_defect)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # levels that do not apply are dropped below
+        computed = accumulator.compute() if levels else {}
+    metrics = {name: value for name, value in computed.items() if METRICS[name].level in levels}
     wall = time.perf_counter() - started
     artifact = store.save_artifact(
         cell.cell_id,
@@ -183,8 +191,8 @@ def _run_cell(plan: Plan, store: ResultStore, method: Method, cell: Cell, fit_in
             "image_keys": np.array(keys),
             "pred_score": pred_score,
             "gt_label": gt_label,
-            "anomaly_map": _downsample(anomaly_map, config.save_map_size).astype(np.float16),
-            "gt_mask": np.packbits(_downsample(gt_mask.astype(np.float32), config.save_map_size) > 0.5, axis=-1),
+            "anomaly_map": np.concatenate(small_maps),
+            "gt_mask": np.concatenate(small_masks),
         },
     )
     store.put(_stored(plan, cell, "ok", metrics, _provenance(plan, cell, fit_info, wall, len(keys)), None, artifact))

@@ -40,13 +40,14 @@ class Plan:
     def cells(self) -> list[Cell]:
         return [c for g in self.groups for c in g.cells]
 
-    def levels_for(self, dataset: str, labels: np.ndarray, masks: np.ndarray) -> set[str]:
-        """Metric levels that apply to one category: declared by the adapter and defined by the data."""
+    def levels_for(self, dataset: str, labels: np.ndarray, has_defect: bool) -> set[str]:
+        """Metric levels that apply to one category: declared by the adapter and defined by the data
+        (image: normal and anomalous images; pixel: at least one defect pixel)."""
         declared = self.adapters[dataset].metric_levels
         levels = set()
         if "image" in declared and 0 < int(labels.sum()) < len(labels):
             levels.add("image")
-        if "pixel" in declared and masks.any():
+        if "pixel" in declared and has_defect:
             levels.add("pixel")
         return levels
 
