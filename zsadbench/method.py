@@ -7,17 +7,24 @@ and returns ``self``; :meth:`Method.predict` maps a :class:`~zsadbench.types.Bat
 """
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .config import MethodConfig
-from .errors import NotFittedError
+from .errors import ConfigError, NotFittedError
 from .types import Batch, Prediction
+
+if TYPE_CHECKING:
+    from .backbones.feature_cache import FeatureCache
+    from .store.checkpoints import EpochCheckpoints
 
 Setting = Literal["zero-shot", "few-shot"]
 FitKind = Literal["auxiliary", "support", "none"]
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
 
 @dataclass
@@ -27,7 +34,13 @@ class FitData:
     ``kind`` is ``"auxiliary"`` for zero-shot training (labelled images and masks of the auxiliary dataset,
     ``dataset`` names it), ``"support"`` for few-shot (``shots`` normal images of ``category``) and ``"none"``
     for zero-shot methods that do not train. ``batches(batch_size, shuffle, seed)`` yields
-    :class:`~zsadbench.types.Batch` objects with ``gt_label`` and ``gt_mask`` at the method's input size.
+    :class:`~zsadbench.types.Batch` objects with ``gt_label``, ``gt_mask`` (at the method's input size) and
+    each image's category name.
+
+    ``checkpoints`` (when the runner trains) saves and restores per-epoch state so a killed run resumes from
+    its last finished epoch; ``features`` is a :class:`~zsadbench.backbones.FeatureCache` for the outputs of a
+    frozen backbone (use :func:`~zsadbench.backbones.cached_taps`), so the tower runs once per image rather
+    than once per epoch. Both are ``None`` when a method is fitted by hand.
     """
 
     kind: FitKind
@@ -38,6 +51,8 @@ class FitData:
     shots: int = 0
     seed: int = 0
     progress: Callable[[str, float], None] | None = field(default=None, repr=False)
+    checkpoints: "EpochCheckpoints | None" = field(default=None, repr=False)
+    features: "FeatureCache | None" = field(default=None, repr=False)
 
     def report(self, message: str, fraction: float) -> None:
         """Report training progress (``fraction`` in ``[0,1]``) to the runner's display, if any."""
@@ -54,6 +69,9 @@ class Method(ABC):
 
     zsadbench_api: ClassVar[int] = 1
     name: ClassVar[str]
+    #: Bumped whenever a change makes the method's outputs differ; part of every cell id and trained-state key,
+    #: so results of an older version are never reused.
+    version: ClassVar[str] = "1"
     settings: ClassVar[frozenset[str]] = frozenset({"zero-shot"})
     shots: ClassVar[tuple[int, ...]] = ()
     trains_on_auxiliary: ClassVar[bool] = False
@@ -65,10 +83,20 @@ class Method(ABC):
     random_init_overrides: ClassVar[dict[str, Any]] = {}
     paper: ClassVar[str] = ""
 
-    def __init__(self, config: MethodConfig | None = None, *, pretrained: str = "default", device: str = "cpu") -> None:
+    def __init__(
+        self,
+        config: MethodConfig | None = None,
+        *,
+        pretrained: str = "default",
+        device: str = "cpu",
+        precision: Precision = "fp32",
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.config = config if config is not None else self.config_class()
         self.pretrained = pretrained
         self.device = device
+        self.precision = precision
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
@@ -85,6 +113,12 @@ class Method(ABC):
     def input_size(self) -> int:
         """Side of the square images the method takes (``config.image_size``)."""
         return int(getattr(self.config, "image_size"))
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The run's precision for the frozen backbone's forward passes (``fp32``: a no-op context)."""
+        from .backbones.runtime import autocast
+
+        return autocast(self.device, self.precision)
 
     @abstractmethod
     def setup(self) -> "Method":

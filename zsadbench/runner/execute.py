@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from ..errors import MethodError, WeightsError, ZsadError
 from ..method import FitData, Method
 from ..metrics import METRICS, MetricAccumulator, UndefinedMetricWarning
+from ..backbones.feature_cache import FeatureCache
 from ..store import ResultStore, StoredCell
+from ..store.checkpoints import EpochCheckpoints
 from ..types import Batch
 from .loading import ImageSet
 from .plan import Cell, FitGroup, RunConfig
@@ -146,11 +148,14 @@ def _train_or_load(plan: Plan, group: FitGroup, store: ResultStore, method: Meth
     def report(message: str, fraction: float) -> None:
         display.step(f"{group.method} training on {group.aux}: {message}", fraction)
 
-    method.fit(FitData("auxiliary", images.batches, len(images), group.aux, None, 0, group.seed, report))
+    checkpoints = EpochCheckpoints(store.out / "cache" / "checkpoints" / key)
+    features = FeatureCache(store.out / "cache" / "features")
+    method.fit(FitData("auxiliary", images.batches, len(images), group.aux, None, 0, group.seed, report, checkpoints, features))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(method.state_dict(), tmp)
     tmp.replace(path)
+    checkpoints.clear()
     return {"state": key, "state_reused": False, "train_seconds": round(time.perf_counter() - started, 2)}
 
 
@@ -166,7 +171,13 @@ def _run_cell(plan: Plan, store: ResultStore, method: Method, cell: Cell, fit_in
     scores, small_maps, small_masks, labels, keys = [], [], [], [], []
     has_defect = False
     for loaded in images.iter_batches(config.batch_size):
-        batch = Batch(image=loaded.batch.image, category=cell.category, image_path=loaded.batch.image_path)
+        batch = Batch(
+            image=loaded.batch.image,
+            category=cell.category,
+            image_path=loaded.batch.image_path,
+            categories=loaded.batch.categories,
+            load_original=loaded.batch.load_original,
+        )
         with torch.inference_mode():
             prediction = method.predict(batch)
         score, amap = _checked(prediction.pred_score, prediction.anomaly_map, len(batch), cell, batch, config.eval_size)

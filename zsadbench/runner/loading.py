@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import DataError
 from ..types import Batch, Sample
 from zsadbench.datasets.base import DatasetAdapter
 
@@ -26,12 +27,17 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), Image.BICUBIC))
 
 
-def resize_mask(mask: np.ndarray | None, size: int, shape: tuple[int, int]) -> np.ndarray:
+def resize_mask(mask: np.ndarray | None, size: int, shape: tuple[int, int], sample: Sample | None = None) -> np.ndarray:
     """``bool [H,W]`` (or ``None`` = no defect, of ``shape``) → ``bool [size,size]``: bilinear, then ``> 0.5``."""
     if mask is None:
         return np.zeros((size, size), dtype=bool)
     if mask.shape != shape:
-        raise ValueError(f"mask of shape {mask.shape} does not match its image of shape {shape}")
+        where = f"{sample.mask_path} ({mask.shape[1]}x{mask.shape[0]} px)" if sample else f"a {mask.shape} mask"
+        image = f"its image {sample.image_path}" if sample else "its image"
+        raise DataError(
+            f"mask {where} does not match {image} ({shape[1]}x{shape[0]} px); "
+            "masks must have their image's size (check that the mask belongs to that image)"
+        )
     if mask.shape == (size, size):
         return mask.copy()
     resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((size, size), Image.BILINEAR)
@@ -71,7 +77,11 @@ class ImageSet:
     def _load(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
         image = self.adapter.load_image(sample)
         mask = self.adapter.load_mask(sample)
-        return resize_image(image, self.input_size), resize_mask(mask, self.mask_size, image.shape[:2])
+        return resize_image(image, self.input_size), resize_mask(mask, self.mask_size, image.shape[:2], sample)
+
+    def original(self, sample: Sample) -> torch.Tensor:
+        """One sample at its file's resolution: float32 ``[3,H,W]`` RGB in ``[0,1]``."""
+        return torch.from_numpy(np.ascontiguousarray(self.adapter.load_image(sample))).permute(2, 0, 1).float().div_(255.0)
 
     def iter_batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> Iterator[LoadedBatch]:
         """Yield batches in index order (or shuffled with ``seed``), loading the next batch while one is used."""
@@ -97,12 +107,14 @@ class ImageSet:
         masks = np.stack([mask for _, mask in loaded])
         labels = np.array([s.gt_label for s in samples], dtype=np.int64)
         tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
-        categories = {s.category for s in samples}
+        categories = tuple(s.category for s in samples)
         batch = Batch(
             image=tensor.contiguous(),
-            category=samples[0].category if len(categories) == 1 else "object",
+            category=categories[0] if len(set(categories)) == 1 else "object",
             image_path=tuple(str(s.image_path) for s in samples),
             gt_label=torch.from_numpy(labels),
             gt_mask=torch.from_numpy(masks),
+            categories=categories,
+            load_original=lambda index: self.original(samples[index]),
         )
         return LoadedBatch(batch=batch, samples=samples, masks=masks, labels=labels)

@@ -9,7 +9,7 @@ import pandas as pd
 from rich.table import Table
 
 from ..errors import ConfigError
-from ..store.db import atomic_write_bytes
+from ..store.files import atomic_write_bytes
 from ._aggregate import build_model
 from ._latex import to_latex
 from ._model import select_metrics
