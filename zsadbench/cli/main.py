@@ -6,9 +6,11 @@ import importlib
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import ZsadError
+from .options import apply_int_ranges
 
 COMMANDS = {
     "run": ("zsadbench.cli.run", "evaluate methods on datasets (resumable; results go to --out)"),
@@ -24,27 +26,37 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark harness for zero-shot and few-shot visual anomaly detection.",
     )
     parser.add_argument("--version", action="version", version=f"zsadbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).add_arguments(command)
         command.set_defaults(_module=module)
+    apply_int_ranges(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv``, run the sub-command, and turn zsadbench errors into one line and exit status 1."""
+    """Parse ``argv``, run the sub-command, and turn every error into one line and exit status 1.
+
+    With ``--debug`` errors propagate, so Python prints their traceback.
+    """
     args = build_parser().parse_args(argv)
     console = Console(stderr=True)
     try:
         return int(importlib.import_module(args._module).execute(args) or 0)
-    except ZsadError as exc:
-        console.print(f"[red]{type(exc).__name__}[/]: {exc}", highlight=False, soft_wrap=True)
-        return 1
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: finished cells are stored; run the same command again to resume")
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line instead of a traceback
+        if args.debug:
+            raise
+        hint = "" if isinstance(exc, ZsadError) else " (run with --debug for the traceback)"
+        message = " ".join(str(exc).split()) or "no message"
+        console.print(f"[red]{escape(type(exc).__name__)}[/]: {escape(message)}{hint}", highlight=False,
+                      soft_wrap=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,23 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+
+#: the largest integer any option takes: SQLite stores seeds as signed 64-bit integers and torch seeds
+#: generators with 32 bits, so a seed beyond this would overflow one of them
+INT_MAX = 2**31 - 1
+
+#: inclusive (lowest, highest) value of each integer option, checked while parsing (see :func:`apply_int_ranges`)
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "--seeds": (0, INT_MAX),
+    "--shots": (0, 64),
+    "--eval-size": (8, 4096),
+    "--save-map-size": (8, 4096),
+    "--batch-size": (1, 4096),
+    "--workers": (1, 256),
+    "--digits": (1, 6),
+    "--max-problems": (0, 1_000_000),
+}
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -14,6 +31,8 @@ def int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError("expected at least one integer")
     if any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    if any(v > INT_MAX for v in values):
+        raise argparse.ArgumentTypeError(f"expected integers up to {INT_MAX}, got {text!r}")
     return values
 
 
@@ -38,9 +57,36 @@ def positive_int(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1 or value > INT_MAX:
+        raise argparse.ArgumentTypeError(f"expected a positive integer up to {INT_MAX}, got {text!r}")
     return value
+
+
+def _ranged(parse: Callable[[str], object], low: int, high: int) -> Callable[[str], object]:
+    """``parse`` followed by a check that every integer it returned lies in ``low..high``."""
+
+    def checked(text: str) -> object:
+        value = parse(text)
+        values = value if isinstance(value, tuple) else (value,)
+        bad = [v for v in values if isinstance(v, int) and not low <= v <= high]
+        if bad:
+            raise argparse.ArgumentTypeError(f"{bad[0]} is out of range: expected {low}..{high}, got {text!r}")
+        return value
+
+    checked.__name__ = getattr(parse, "__name__", "int")
+    return checked
+
+
+def apply_int_ranges(parser: argparse.ArgumentParser) -> None:
+    """Bound every option of ``parser`` and its sub-commands that :data:`INT_RANGES` names to its range."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in {id(p): p for p in action.choices.values()}.values():
+                apply_int_ranges(sub)
+            continue
+        bounds = next((INT_RANGES[o] for o in action.option_strings if o in INT_RANGES), None)
+        if bounds is not None:
+            action.type = _ranged(action.type or int, *bounds)
 
 
 def load_plugins(paths: list[str] | None) -> None:
