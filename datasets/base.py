@@ -37,9 +37,9 @@ class DatasetAdapter(ABC):
     source: ClassVar[str] = ""
     license: ClassVar[str] = ""
     layout: ClassVar[str] = ""
-    #: gray level a mask pixel must exceed to count as anomalous (0 for PNG 0/255 or class-index masks;
-    #: lossy JPEG masks need ~127)
-    mask_threshold: ClassVar[int] = 0
+    #: gray level a mask pixel must exceed to count as anomalous; ``None`` (the default) chooses by the mask
+    #: file's format: > 127 for JPEG, > 0 for lossless files (see :func:`~zsadbench.datasets.io.mask_threshold`)
+    mask_threshold: ClassVar[int | None] = None
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)

@@ -150,7 +150,7 @@ def _compare_counts(report: CheckReport, cls: type[DatasetAdapter], log: Problem
 def _check_files(samples: list[Sample], cls: type[DatasetAdapter], log: ProblemLog, deep: bool,
                  progress: Callable[[int, int], None] | None) -> None:
     pixel = "pixel" in cls.metric_levels
-    threshold = getattr(cls, "mask_threshold", 0)
+    threshold = getattr(cls, "mask_threshold", None)
     sizes: dict[Path, tuple[int, int] | None] = {}
     flagged = {p.path for p in log.errors}
     for done, sample in enumerate(samples, start=1):

@@ -10,6 +10,11 @@ from zsadbench.errors import DataError
 
 Crop = tuple[int, int, int, int] | None
 
+#: gray level a pixel of a JPEG mask must exceed: lossy compression leaves faint non-zero values around every
+#: object's edge, which ``> 0`` would count as part of the object
+JPEG_MASK_THRESHOLD = 127
+_LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
+
 
 def _open(path: Path) -> Image.Image:
     try:
@@ -57,10 +62,20 @@ def read_rgb(path: str | Path, crop: Crop = None) -> np.ndarray:
     return np.ascontiguousarray(_apply_crop(array, crop, path))
 
 
-def read_mask(path: str | Path, crop: Crop = None, threshold: int = 0) -> np.ndarray:
-    """``bool [H,W]``: pixels whose gray value is ``> threshold`` (0 for PNG 0/255 masks; JPEG masks need ~127)."""
+def mask_threshold(image: Image.Image) -> int:
+    """The gray level a mask pixel must exceed, by the file's format (read from its content, not its name):
+    :data:`JPEG_MASK_THRESHOLD` for JPEG, 0 for lossless formats (PNG, BMP, TIFF), which keeps class-index
+    masks (VisA's 1..K) whole."""
+    return JPEG_MASK_THRESHOLD if image.format in _LOSSY_FORMATS else 0
+
+
+def read_mask(path: str | Path, crop: Crop = None, threshold: int | None = None) -> np.ndarray:
+    """``bool [H,W]``: pixels whose gray value is ``> threshold``; ``None`` chooses it by format
+    (:func:`mask_threshold`)."""
     path = Path(path)
     image = _open(path)
+    if threshold is None:
+        threshold = mask_threshold(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         gray = _to_uint8(np.asarray(image))
     else:

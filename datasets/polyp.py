@@ -73,12 +73,11 @@ class ColonDB(PolypAdapter):
 
 class Kvasir(PolypAdapter):
     """Kvasir-SEG: 1000 polyp images. Its masks are JPEG, so a pixel is a polyp when its gray value is > 127
-    (``>0`` would count compression noise around the edges as polyp)."""
+    (the rule for every JPEG mask; ``>0`` would count compression noise around the edges as polyp)."""
 
     name: ClassVar[str] = "kvasir"
     title: ClassVar[str] = "Kvasir"
     expected_test: ClassVar[tuple[int, int] | None] = (0, 1000)
-    mask_threshold: ClassVar[int] = 127
     source: ClassVar[str] = "https://datasets.simula.no/kvasir-seg/"
     license: ClassVar[str] = "open access for research and education (Simula terms)"
     layout: ClassVar[str] = "Kvasir-SEG/images/<id>.jpg and Kvasir-SEG/masks/<id>.jpg"

@@ -246,13 +246,15 @@ def make_kvasir(root: Path, n: int = 3) -> Path:
     return root
 
 
-def make_endo(root: Path, layout: str = "official", n: int = 3) -> Path:
-    """EndoTect 2020: ``official`` (EndoTect_2020_Segmentation_Test_Dataset/{images,masks}) or ``adaclip``."""
+def make_endo(root: Path, layout: str = "official", n: int = 3, mask_ext: str = ".png") -> Path:
+    """EndoTect 2020: ``official`` (EndoTect_2020_Segmentation_Test_Dataset/{images,masks}, masks in
+    ``mask_ext``: ``.jpg`` writes lossy JPEG masks) or ``adaclip``."""
     if layout == "adaclip":
         mvtec_category(root / "EndoTect" / "endo", n_train=0, n_good=0, defects=("polyp",), n_bad=n)
     else:
         base = root / "EndoTect_2020_Segmentation_Test_Dataset"
-        _anomalies(base / "images", base / "masks", [f"endo{i}" for i in range(n)], ".jpg", "{}", "endo")
+        _anomalies(base / "images", base / "masks", [f"endo{i}" for i in range(n)], ".jpg", "{}", "endo",
+                   mask_ext=mask_ext)
     return root
 
 
