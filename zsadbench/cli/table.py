@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--digits", type=positive_int, default=1, help="decimals of the percentages (default: 1)")
     parser.add_argument("--reported", type=Path, action="append", default=[], metavar="CSV",
                         help="CSV of paper-reported numbers to show beside ours, marked † (repeatable)")
+    parser.add_argument("--by-aux", action="store_true",
+                        help="a trained zero-shot method gets one column per auxiliary set (default: one per protocol)")
     parser.add_argument("--caption", default=None, help="LaTeX caption (wraps the tabular in a table environment)")
     parser.add_argument("--label", default=None, help="LaTeX label")
     parser.add_argument("--csv-layout", choices=("wide", "long"), default="wide",
@@ -35,13 +37,12 @@ def execute(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError
     from ..metrics import METRICS
-    from ..store import ResultStore
-    from ..tables import load_reported, make_table, write_tables
+    from ..tables import load_reported, make_table, results_frame, write_tables
 
     for name in args.metrics or ():
         if name not in METRICS:
             raise ConfigError(f"--metrics: unknown metric {name!r}; known: {', '.join(METRICS)}")
-    frame = ResultStore(args.out).to_frame()
+    frame = results_frame(args.out)
     per_category = args.per_category if args.per_category is not None else frame["dataset"].nunique() == 1
     options = dict(
         per_category=per_category,
@@ -52,6 +53,7 @@ def execute(args: argparse.Namespace) -> int:
         caption=args.caption,
         label=args.label,
         csv_layout=args.csv_layout,
+        by_aux=args.by_aux,
     )
     rendered = make_table(frame, args.format, **options)
     if args.format == "rich":

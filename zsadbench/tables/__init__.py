@@ -6,7 +6,8 @@ text formats into a folder such as ``leaderboards/``; ``load_reported`` reads th
 """
 from __future__ import annotations
 
+from ._frame import results_frame
 from ._reported import load_reported
 from .make import FORMATS, make_table, write_tables
 
-__all__ = ["FORMATS", "load_reported", "make_table", "write_tables"]
+__all__ = ["FORMATS", "load_reported", "make_table", "results_frame", "write_tables"]

@@ -9,11 +9,17 @@ Aggregation rules:
   that others have gets a partial Mean (marked, not ranked).
 
 Failed cells are left out of every mean and flagged on the rows they touch. A variant is
-(method, shots, pretrained, random_init, config_hash, aux, eval_size): two evaluation resolutions never share
-a column.
+(method, shots, pretrained, random_init, config_hash, auxiliary key, eval_size): two evaluation resolutions never
+share a column.
+
+The auxiliary key of a trained zero-shot method is its protocol when a cell's auxiliary set is the one that
+protocol pairs with its dataset (the protocol decides which set each dataset trains on, so the cells of one
+protocol make one column with a ranked Mean), else the auxiliary set itself (a forced ``--aux``, or a cell with
+no recorded protocol). ``by_aux`` keys every cell by its auxiliary set: one column per set.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -28,7 +34,7 @@ REQUIRED = (
     "method", "method_label", "config_hash", "dataset", "dataset_label", "domain", "category",
     "shots", "seed", "aux", "eval_size", "pretrained", "random_init", "status",
 )
-VARIANT_KEYS = ("method", "shots", "pretrained", "random_init", "config_hash", "aux", "eval_size")
+VARIANT_KEYS = ("method", "shots", "pretrained", "random_init", "config_hash", "_aux_key", "eval_size")
 DOMAIN_ORDER = {"industrial": 0, "medical": 1, "synthetic": 2}
 _V = "_variant"
 
@@ -40,9 +46,10 @@ def build_model(
     per_category: bool,
     digits: int,
     reported: pd.DataFrame | None = None,
+    by_aux: bool = False,
 ) -> TableModel:
     """Aggregate ``df`` (fractions) into a ranked :class:`TableModel` of percentages."""
-    frame = _prepare(df, [s.name for s in specs])
+    frame = _prepare(df, [s.name for s in specs], by_aux)
     ours = _our_variants(frame)
     ok, failed = _split_status(frame)
     names = [s.name for s in specs]
@@ -85,7 +92,7 @@ def build_model(
     return model
 
 
-def _prepare(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+def _prepare(df: pd.DataFrame, names: list[str], by_aux: bool) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ConfigError(
@@ -103,14 +110,34 @@ def _prepare(df: pd.DataFrame, names: list[str]) -> pd.DataFrame:
         frame[name] = pd.to_numeric(frame[name], errors="coerce") * 100.0 if name in frame else np.nan
     for col in ("config_hash", "aux", "pretrained", "method", "method_label", "dataset", "category", "domain"):
         frame[col] = frame[col].fillna("").astype(str)
-    for col in ("shots", "seed", "eval_size"):
-        try:
-            frame[col] = frame[col].astype(int)
-        except (TypeError, ValueError):
-            raise ConfigError(f"results column {col!r} must hold integers; found {frame[col].tolist()[:5]}") from None
+    protocol = frame["protocol"] if "protocol" in frame else pd.Series("", index=frame.index)
+    frame["protocol"] = protocol.fillna("").astype(str)
+    frame["_aux_key"] = _aux_keys(frame, by_aux)
     frame["random_init"] = frame["random_init"].astype(bool) | (frame["pretrained"] == "none")
     frame[_V] = frame.groupby(list(VARIANT_KEYS), sort=False, dropna=False).ngroup()
     return frame
+
+
+def _aux_keys(frame: pd.DataFrame, by_aux: bool) -> pd.Series:
+    """``protocol:P`` for cells to merge under their protocol, ``aux:A`` for a column of one auxiliary set."""
+    keys = pd.Series(
+        [("" if not a else f"aux:{a}" if by_aux or not p else f"protocol:{p}") for a, p in zip(frame["aux"], frame["protocol"])],
+        index=frame.index, dtype=object,
+    )
+    merged = keys.str.startswith("protocol:")
+    if merged.any():
+        # a dataset seen with two auxiliary sets under one protocol: the cells off the protocol's pairing
+        # (a forced --aux) get their own column
+        group = [c for c in VARIANT_KEYS if c != "_aux_key"] + ["dataset"]
+        sets = frame[merged].assign(_aux_key=keys[merged]).groupby(group + ["_aux_key"], dropna=False)["aux"]
+        mixed = sets.transform("nunique") > 1
+        if mixed.any():
+            from ..runner.plan import auxiliary_for  # imported on use: the runner package loads torch
+
+            for i in mixed[mixed].index:
+                if frame.at[i, "aux"] != auxiliary_for(frame.at[i, "dataset"], frame.at[i, "protocol"]):
+                    keys.at[i] = f"aux:{frame.at[i, 'aux']}"
+    return keys
 
 
 def _split_status(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -219,14 +246,18 @@ def _dataset_order(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
 def _our_variants(frame: pd.DataFrame) -> list[Variant]:
     """Our variants in order of first appearance, labelled so that every label is unique."""
     first = frame.drop_duplicates(_V).sort_values(_V)
-    raw = [
-        dict(
-            method=r.method, method_label=r.method_label or r.method, shots=int(r.shots),
-            random_init=bool(r.random_init), pretrained=r.pretrained, config_hash=r.config_hash, aux=r.aux,
-            eval_size=int(r.eval_size),
-        )
-        for r in first.itertuples()
-    ]
+    raw = []
+    for r in first.to_dict("records"):
+        kind, _, key = r["_aux_key"].partition(":")
+        own = frame[frame[_V] == r[_V]].drop_duplicates("dataset")
+        raw.append(dict(
+            method=r["method"], method_label=r["method_label"] or r["method"], shots=int(r["shots"]),
+            random_init=bool(r["random_init"]), pretrained=r["pretrained"], config_hash=r["config_hash"],
+            aux=key if kind == "aux" else "", protocol=key if kind == "protocol" else "",
+            eval_size=int(r["eval_size"]),
+            aux_by_dataset=tuple(zip(own["dataset"], own["aux"])) if kind == "protocol" else (),
+            config=_config_of(r.get("config_json", "")),
+        ))
     bases = [_base_qualifiers(v["shots"], v["random_init"]) for v in raw]
     out = []
     for v, quals in zip(raw, bases):
@@ -235,15 +266,44 @@ def _our_variants(frame: pd.DataFrame) -> list[Variant]:
         for field, show in (
             ("method", lambda x: str(x)),
             ("pretrained", lambda x: str(x)),
-            ("aux", lambda x: f"aux {x or 'none'}"),
+            ("protocol", lambda x: f"{x} protocol" if x else ""),
+            ("aux", lambda x: f"aux {x}" if x else ""),
             ("eval_size", lambda x: f"{x} px"),
-            ("config_hash", lambda x: str(x)[:7]),
         ):
-            if len({w[field] for w in group}) > 1:
+            if len({w[field] for w in group}) > 1 and show(v[field]):
                 extra.append(show(v[field]))
-        label = v["method_label"] + (f" ({', '.join(extra)})" if extra else "")
-        out.append(Variant(label=label, **v))
+        options = _differing_options(v, [w for w in group if w["config_hash"] != v["config_hash"]])
+        label = v["method_label"] + (f" [{options}]" if options else "") + (f" ({', '.join(extra)})" if extra else "")
+        out.append(Variant(label=label, **{k: x for k, x in v.items() if k != "config"}))
     return out
+
+
+def _config_of(text: Any) -> dict | None:
+    try:
+        config = json.loads(text) if isinstance(text, str) and text else None
+    except json.JSONDecodeError:
+        return None
+    return config if isinstance(config, dict) and config else None
+
+
+def _differing_options(v: dict, others: list[dict]) -> str:
+    """``key=value`` for each config option where ``v`` differs from a variant of another config hash; the
+    short hash when the configs were not stored or do not tell them apart."""
+    if not others:
+        return ""
+    configs = [w["config"] for w in others]
+    if v["config"] is None or any(c is None for c in configs):
+        return str(v["config_hash"])[:7]
+    keys = sorted({k for c in configs for k in set(c) | set(v["config"]) if c.get(k) != v["config"].get(k)})
+    if not keys:
+        return str(v["config_hash"])[:7]
+    return ", ".join(f"{k}={_option_text(v['config'].get(k))}" for k in keys)
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(_option_text, value))
+    return "none" if value is None else str(value)
 
 
 def _base_qualifiers(shots: int, random_init: bool) -> tuple[str, ...]:

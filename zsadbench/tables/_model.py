@@ -47,7 +47,11 @@ def select_metrics(metrics: Sequence[str] | None, level: str | None) -> list[Met
 
 @dataclass(frozen=True)
 class Variant:
-    """One column group: a method variant of ours, or a method as a paper reports it (``reported``)."""
+    """One column group: a method variant of ours, or a method as a paper reports it (``reported``).
+
+    A trained zero-shot variant has either one auxiliary set (``aux``) or a ``protocol``, under which each
+    dataset trained on its own set (``aux_by_dataset``, (dataset, aux) pairs).
+    """
 
     label: str
     method: str
@@ -58,6 +62,8 @@ class Variant:
     config_hash: str = ""
     aux: str = ""
     eval_size: int = 0
+    protocol: str = ""
+    aux_by_dataset: tuple[tuple[str, str], ...] = ()
     reported: bool = False
     paper: str = ""
     tables: tuple[str, ...] = ()
@@ -201,6 +207,9 @@ class TableModel:
             where = f"{paper}: {'; '.join(tables)}" if tables else paper
             labels = ", ".join(v.label for v in variants)
             notes.append((DAGGER, f"{labels}: numbers as reported in {where}; not reproduced here."))
+        for v in self.variants:
+            if v.protocol:
+                notes.append(("", f"{v.label}: {v.protocol} protocol, {_pairing(v.aux_by_dataset)}."))
         random = [v.label for v in self.variants if v.random_init]
         if random:
             notes.append((
@@ -236,3 +245,11 @@ class TableModel:
         if row.kind == "dataset":
             return f"{n} of {m} categories failed (excluded from the mean)"
         return f"{n} of {m} datasets include failed categories"
+
+
+def _pairing(aux_by_dataset: tuple[tuple[str, str], ...]) -> str:
+    """"trained on visa for mvtec; on mvtec for visa, btad"."""
+    by_aux: dict[str, list[str]] = {}
+    for dataset, aux in aux_by_dataset:
+        by_aux.setdefault(aux, []).append(dataset)
+    return "trained " + "; ".join(f"on {aux} for {', '.join(ds)}" for aux, ds in by_aux.items())

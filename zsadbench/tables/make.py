@@ -32,6 +32,7 @@ def make_table(
     caption: str | None = None,
     label: str | None = None,
     csv_layout: str = "wide",
+    by_aux: bool = False,
 ) -> str | Table:
     """Render the results store's frame (one row per cell, metric values as fractions) as a table.
 
@@ -40,7 +41,9 @@ def make_table(
     mean ± sample std over seeds. Per row and metric the best value is bold and the second underlined.
     ``reported`` (from :func:`load_reported`) adds the numbers papers print, marked †. ``fmt`` is ``rich``
     (returns a ``rich.table.Table``), ``md``, ``csv`` (``csv_layout`` ``wide`` mirrors the table, ``long``
-    is tidy and always per category) or ``latex``; the text formats return a string.
+    is tidy and always per category) or ``latex``; the text formats return a string. A trained zero-shot
+    method gets one column per protocol (each dataset with the auxiliary set its protocol pairs it with);
+    ``by_aux`` gives it one column per auxiliary set instead.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -55,7 +58,7 @@ def make_table(
         raise ConfigError(f"no selected metric has level {level!r}; choose other metrics or another level")
     if fmt == "csv" and csv_layout == "long":
         per_category = True
-    model = build_model(df, specs, per_category=per_category, digits=digits, reported=reported)
+    model = build_model(df, specs, per_category=per_category, digits=digits, reported=reported, by_aux=by_aux)
     model.caption, model.label = caption, label
     if fmt == "rich":
         return to_rich(model)
