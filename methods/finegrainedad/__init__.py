@@ -1,0 +1,1 @@
+"""FineGrainedAD: few-shot anomaly detection with multi-level fine-grained semantic captions (MFSC)."""
