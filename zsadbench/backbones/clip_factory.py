@@ -9,7 +9,6 @@ from pathlib import Path
 
 import open_clip
 import torch
-from open_clip.factory import load_state_dict as _read_checkpoint
 
 from zsadbench.errors import ConfigError, WeightsError
 
@@ -22,6 +21,8 @@ from .weights import (
     known_by_sha256,
     known_weights,
     missing_weights_message,
+    not_a_checkpoint,
+    read_checkpoint,
 )
 
 # constants some checkpoints carry besides the weights (OpenAI's metadata, a scripted model's causal mask)
@@ -160,15 +161,16 @@ def _is_torchscript(path: Path) -> bool:
 
 def _load_weights(model: torch.nn.Module, path: Path, arch: str) -> None:
     """Load a checkpoint (state dict, ``{"state_dict": ...}``, safetensors or TorchScript) strictly."""
-    try:
-        if _is_torchscript(path):
+    if _is_torchscript(path):
+        try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
                 state = torch.jit.load(str(path), map_location="cpu").state_dict()
-        else:
-            state = _read_checkpoint(str(path), device="cpu")
-    except Exception as exc:  # noqa: BLE001 - torch.load raises many types for a bad file
-        raise WeightsError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc}); re-download it") from exc
+        except Exception as exc:  # noqa: BLE001 - torch.jit.load raises many types for a bad file
+            raise WeightsError(not_a_checkpoint(path, f"a TorchScript archive torch cannot load: "
+                                                      f"{type(exc).__name__}")) from exc
+    else:
+        state = read_checkpoint(path)
     state = {k: v for k, v in state.items() if k not in _IGNORED_KEYS}
     if "logit_scale" in state and state["logit_scale"].ndim != model.logit_scale.ndim:
         state["logit_scale"] = state["logit_scale"].reshape(model.logit_scale.shape)

@@ -28,7 +28,8 @@ from .taps import (
     value_heads,
     vv_attention_from_values,
 )
-from .weights import TORCH_HUB_CACHE, WeightsInfo, check_sha256, known_weights, missing_weights_message
+from .weights import (TORCH_HUB_CACHE, WeightsInfo, check_checkpoint, check_sha256, known_weights,
+                      missing_weights_message)
 
 TINY = {
     "zsad-tiny-dinov2": ("vit_small_patch14_dinov2", {}),
@@ -210,6 +211,7 @@ def _weights_file(arch: str, tag: str) -> Path:
                 f"--pretrained {tag!r} is neither the tag {TAG!r} nor an existing file; pass {TAG}, the path of "
                 "a checkpoint, or none for random weights"
             )
+        check_checkpoint(path)
         return path
     entry = known_weights(arch, TAG)
     if entry is not None and (TORCH_HUB_CACHE / entry.filename).is_file():

@@ -5,7 +5,8 @@
 - ``"none"``: random initialisation (seeded by the caller's torch seed); results are marked ``random``;
 - a known tag of the architecture (``openai``, ``laion400m_e31``, ``laion400m_e32``, ``lvd142m`` ...): found in
   open_clip's / timm's cache, or downloaded where the network allows;
-- a path to a local file (``.pt``/``.pth``/``.bin``/``.safetensors``; OpenAI's TorchScript archives too).
+- a path to a local file (``.pt``/``.pth``/``.bin``/``.safetensors``; OpenAI's TorchScript archives too); a
+  file in any other format is refused in one line naming it and the formats taken (:func:`read_checkpoint`).
 
 Whatever is loaded, its sha256 goes into :class:`WeightsInfo`, which every result records. Missing weights
 raise :class:`~zsadbench.errors.WeightsError` naming the file needed, where to put it and how to pass it.
@@ -14,6 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,3 +170,115 @@ def missing_weights_message(arch: str, tag: str, reason: str = "") -> str:
         f"{where}, or pass the file with --pretrained /path/to/{entry.filename}; "
         "--pretrained none runs with random weights"
     )
+
+
+CHECKPOINT_FORMATS = (
+    "a PyTorch state dict saved with torch.save (.pt/.pth/.bin, optionally under a 'state_dict' or 'model' key), "
+    "a .safetensors file, or an OpenAI TorchScript CLIP archive"
+)
+
+# what a file that is no checkpoint most likely is, by its first bytes
+_OTHER_FORMATS = (
+    (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"\x1f\x8b", "a gzip archive"),
+    (b"\x93NUMPY", "a NumPy .npy array"), (b"%PDF", "a PDF document"), (b"<", "an HTML or XML page"),
+)
+
+
+_CUT_SHORT = "the file is cut short or damaged: download it again"
+
+
+def not_a_checkpoint(path: str | Path, why: str) -> str:
+    """The one-line message for a ``--pretrained`` file that cannot be read as weights."""
+    return f"{path} is not a checkpoint zsadbench can read ({why}); --pretrained takes {CHECKPOINT_FORMATS}"
+
+
+def checkpoint_format(path: str | Path) -> str:
+    """``"zip"`` (torch.save's format, TorchScript), ``"pickle"`` (torch.save's legacy format) or
+    ``"safetensors"``, from the file's first bytes; any other content raises :class:`WeightsError`."""
+    path = Path(path)
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    size = path.stat().st_size
+    if not head:
+        raise WeightsError(not_a_checkpoint(path, "the file is empty"))
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5:
+        return "pickle"
+    if len(head) > 8 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < size:
+        return "safetensors"
+    what = next((name for magic, name in _OTHER_FORMATS if head.startswith(magic)), None)
+    if what is None:
+        what = "a text file" if _is_text(head) else "unknown binary content"
+    raise WeightsError(not_a_checkpoint(path, f"it looks like {what}"))
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        return head.decode("utf-8").isprintable() or head.decode("utf-8").strip().isprintable()
+    except UnicodeDecodeError:
+        return False
+
+
+def read_checkpoint(path: str | Path, *, mmap: bool = False) -> dict:
+    """The tensors of a local checkpoint file (see :data:`CHECKPOINT_FORMATS`), on the CPU.
+
+    Only tensors are unpickled (``weights_only``); a ``state_dict``/``model`` wrapper and a ``module.`` prefix
+    (DataParallel) are removed. ``mmap`` maps a zip-format file instead of reading it, which makes a check of
+    a large file cheap. Anything unreadable raises one :class:`WeightsError` line naming the file.
+    """
+    import torch
+
+    path = Path(path)
+    kind = checkpoint_format(path)
+    if kind == "zip" and not zipfile.is_zipfile(path):
+        raise WeightsError(not_a_checkpoint(path, f"{_CUT_SHORT}, or not a checkpoint"))
+    try:
+        if kind == "safetensors":
+            from safetensors.torch import load_file
+
+            loaded = load_file(str(path), device="cpu")
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # torch's note on unusual pickle protocols
+                loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and kind == "zip")
+    except Exception as exc:  # noqa: BLE001 - torch.load and safetensors raise many types for a bad file
+        raise WeightsError(not_a_checkpoint(path, _load_failure(exc))) from exc
+    return _tensors(loaded, path)
+
+
+def check_checkpoint(path: str | Path) -> None:
+    """Raise :class:`WeightsError` unless ``path`` is a readable checkpoint, cheaply (memory-mapped), for
+    loaders that read the file themselves; those pick the safetensors reader by file name, so a safetensors
+    file must end in ``.safetensors``."""
+    read_checkpoint(path, mmap=True)
+    if checkpoint_format(path) == "safetensors" and Path(path).suffix != ".safetensors":
+        raise WeightsError(f"{path} is a safetensors file without the .safetensors extension; rename it to "
+                           f"{Path(path).with_suffix('.safetensors').name}")
+
+
+def _load_failure(exc: Exception) -> str:
+    text = str(exc)
+    if "weights_only" in text or "Unsupported global" in text:
+        return "it holds Python objects besides tensors, e.g. a whole pickled model; save model.state_dict() instead"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if isinstance(exc, EOFError) or not first:
+        return _CUT_SHORT
+    return f"{type(exc).__name__}: {first[:160]}"
+
+
+def _tensors(loaded: object, path: Path) -> dict:
+    import torch
+
+    if isinstance(loaded, Mapping):
+        for key in ("state_dict", "model"):
+            if isinstance(loaded.get(key), Mapping):
+                loaded = loaded[key]
+                break
+    if not isinstance(loaded, Mapping) or not any(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise WeightsError(not_a_checkpoint(path, f"it holds a {type(loaded).__name__}, not a mapping of names to "
+                                                  "tensors"))
+    state = {str(k): v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
