@@ -17,6 +17,7 @@ COMMANDS = {
     "table": ("zsadbench.cli.table", "render the results of an output folder as a leaderboard table"),
     "list": ("zsadbench.cli.listing", "list the available methods and datasets and where each comes from"),
     "data": ("zsadbench.cli.data", "check dataset trees and export AnomalyCLIP meta.json files"),
+    "captions": ("zsadbench.cli.captions", "generate and check the MFSC captions FineGrainedAD reads"),
 }
 
 
