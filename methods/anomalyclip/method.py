@@ -1,0 +1,113 @@
+"""The ``anomalyclip`` plugin: AnomalyCLIP (Zhou et al., ICLR 2024) in its fixed official configuration.
+
+Zero-shot with training on an auxiliary set: ``fit`` learns the object-agnostic prompts on the frozen CLIP;
+``predict`` returns the layer-24 anomaly probability map (upsampled to ``image_size``, Gaussian σ = 4) and the
+global branch's anomaly probability as the image score.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from zsadbench.backbones import create_clip
+from zsadbench.errors import MethodError
+from zsadbench.method import FitData, Method
+from zsadbench.types import Batch, Prediction
+
+from .config import AnomalyCLIPConfig
+from .model import AnomalyCLIPModel
+from .scoring import smooth, upsample
+from .training import train
+from .visual import tower_features
+
+
+def check_state(expected: dict[str, torch.Tensor], state: dict[str, Any], name: str) -> None:
+    """Raise :class:`MethodError` naming the first key when ``state`` does not fit ``expected``."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or wrong:
+        first = (missing or unexpected or wrong)[0]
+        raise MethodError(
+            f"{name} state does not fit this config ({len(missing)} missing, {len(unexpected)} unexpected, "
+            f"{len(wrong)} mis-shaped keys, first {first!r}); load it with the config it was trained with"
+        )
+
+
+class AnomalyCLIP(Method):
+    """AnomalyCLIP on a frozen CLIP; see :class:`~.config.AnomalyCLIPConfig` for every hyper-parameter."""
+
+    name: ClassVar[str] = "anomalyclip"
+    label: ClassVar[str] = "AnomalyCLIP"
+    settings: ClassVar[frozenset[str]] = frozenset({"zero-shot"})
+    trains_on_auxiliary: ClassVar[bool] = True
+    config_class: ClassVar[type[AnomalyCLIPConfig]] = AnomalyCLIPConfig
+    default_pretrained: ClassVar[str] = "openai"
+    random_init_overrides: ClassVar[dict[str, Any]] = {
+        "backbone": "ViT-B-16",
+        "image_size": 224,
+        "layers": (12,),
+        "vv_last": 10,
+        "epochs": 3,
+    }
+    paper: ClassVar[str] = "AnomalyCLIP: Object-agnostic Prompt Learning for Zero-shot Anomaly Detection (ICLR 2024)"
+
+    config: AnomalyCLIPConfig
+    model_: AnomalyCLIPModel | None = None
+    history_: list[dict[str, float]] | None = None
+    _text: torch.Tensor | None = None
+
+    def setup(self) -> "AnomalyCLIP":
+        """Build the frozen CLIP (loading its weights) and freshly initialised prompts; idempotent."""
+        if self.model_ is None:
+            cfg = self.config
+            backbone = create_clip(cfg.backbone, self.pretrained_tag, image_size=cfg.image_size, device=self.device)
+            self.model_ = AnomalyCLIPModel(backbone, cfg).to(self.device).eval()
+        return self
+
+    def fit(self, data: FitData) -> "AnomalyCLIP":
+        """Train the prompts on the auxiliary set for ``config.epochs`` epochs (resuming from checkpoints)."""
+        if data.kind != "auxiliary":
+            raise MethodError(
+                f"{self.name} is zero-shot and trains on an auxiliary set; it takes no {data.kind!r} fit data (run it with shots 0)"
+            )
+        model = self.setup().model_
+        self._text = None
+        self.history_ = train(model, data, self.config, self.device, self.precision)
+        self.fitted_ = True
+        return self
+
+    def predict(self, batch: Batch) -> Prediction:
+        """Smoothed anomaly maps ``[B, S, S]`` (sum of the layer maps) and global anomaly probabilities ``[B]``."""
+        self.check_fitted()
+        cfg, model = self.config, self.model_
+        with torch.no_grad():
+            if self._text is None:
+                self._text = model.text_features()
+            tower = tower_features(model.backbone, batch.image.to(self.device), cfg.layers, cfg.vv_last,
+                                   precision=self.precision)
+            maps = sum(probs[:, 1:2] for probs in model.patch_maps(tower, self._text))
+            score = model.image_logits(tower, self._text).softmax(dim=-1)[:, 1]
+            summed = upsample(maps, cfg.image_size)[:, 0]
+        return Prediction(pred_score=score.float().cpu(), anomaly_map=smooth(summed, cfg.sigma))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The learned prompts (context vectors and deep prompts) as CPU tensors."""
+        if self.model_ is None:
+            raise MethodError(f"{self.name} has no trained state yet; call setup() and fit() first")
+        return {k: v.detach().cpu().clone() for k, v in self.model_.prompts.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the prompts from :meth:`state_dict`; the method then counts as fitted."""
+        prompts = self.setup().model_.prompts
+        check_state(prompts.state_dict(), state, self.name)
+        prompts.load_state_dict(state)
+        self._text = None
+        self.fitted_ = True
+
+    def weights_info(self) -> dict[str, Any]:
+        """The backbone's weights record (tag, path, sha256, random) once set up."""
+        if self.model_ is None:
+            return super().weights_info()
+        return self.model_.backbone.weights.as_dict()
