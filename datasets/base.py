@@ -44,6 +44,12 @@ class DatasetAdapter(ABC):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
+    @classmethod
+    def recognises(cls, folder: Path) -> bool:
+        """True when ``folder`` itself holds this dataset (not one sub-folder per dataset); lets a data root that
+        points at the dataset's own folder be used as it is. The default recognises nothing."""
+        return False
+
     @abstractmethod
     def index(self) -> list[Sample]:
         """Every sample of the dataset (train and test splits), in a deterministic order."""

@@ -68,6 +68,23 @@ class LayoutAdapter(DatasetAdapter):
             f"Expected: {self.layout}"
         )
 
+    @classmethod
+    def recognises(cls, folder: Path) -> bool:
+        """True when one of this adapter's layouts (not a bare meta.json) is found in ``folder`` and one of its
+        category folders bears a name of the dataset's categories, so that one MVTec-like dataset is not taken
+        for another. Single-category datasets, whose layouts look alike (``images/`` + ``masks/``), are not
+        recognised this way: their folder must bear the dataset's name (see :mod:`.roots`)."""
+        if len(cls.expected_categories) < 2:
+            return False
+        try:
+            found, layout = cls(folder).locate()
+        except DataError:
+            return False
+        if layout == META_LAYOUT:
+            return False
+        known = {c.lower() for c in cls.expected_categories}
+        return any(child.name.lower() in known for child in subdirs(found))
+
     def index(self) -> list[Sample]:
         self.log.problems.clear()
         folder, layout = self.locate()

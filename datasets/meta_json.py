@@ -122,5 +122,9 @@ class MetaJsonDataset(DatasetAdapter):
         self.meta_path = path if path.suffix.lower() == ".json" else path / "meta.json"
         self.log = ProblemLog(self.name)
 
+    @classmethod
+    def recognises(cls, folder: Path) -> bool:
+        return (folder / "meta.json").is_file()
+
     def index(self) -> list[Sample]:
         return read_meta(self.meta_path, self.log)

@@ -12,14 +12,23 @@
 The config file is ``$ZSADBENCH_CONFIG`` or ``~/.config/zsadbench/config.toml``; relative paths in it are
 relative to the file. Under a data root a dataset lives in ``<root>/<name>``; when that folder is absent, the
 official folder names of the dataset (its adapter's ``aliases``, e.g. ``mvtec_anomaly_detection``) are tried,
-in any letter case. Generated datasets (adapters with a ``default_root`` classmethod, such as ``synthetic``)
-are not looked up here: their own cache folder is returned.
+in any letter case. When none exists but the data root is itself a copy of the dataset (``--data-root
+/data/mvtec --datasets mvtec``, the way anomalib and the AnomalyCLIP scripts take a path: the root is named
+like the dataset, or the adapter recognises its layout and categories in it), the root is used, with a note on
+stderr. Generated datasets (adapters with a ``default_root`` classmethod, such as ``synthetic``) are not looked
+up here: their own cache folder is returned.
+
+Keys of the config file other than ``[data] root`` and ``[data.roots] <dataset> = path`` are ignored with a
+one-line warning on stderr naming the key and the file and suggesting the nearest known key.
 """
 from __future__ import annotations
 
+import difflib
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from zsadbench import registry
@@ -67,7 +76,39 @@ def load_data_config() -> DataConfig:
         raise ConfigError(f"config file {path}: [data] root must be a string path, got {root!r}")
     if not isinstance(roots, dict) or not all(isinstance(v, str) for v in roots.values()):
         raise ConfigError(f"config file {path}: [data.roots] must map dataset names to string paths")
+    _warn_unknown_keys(document, path)
     return DataConfig(path, _anchor(root, path), {k: _anchor(v, path) for k, v in roots.items()})
+
+
+def _warn_unknown_keys(document: dict, path: Path) -> None:
+    """One warning per key the config file holds but nothing reads, with the nearest known key."""
+    data = document.get("data", {})
+    roots = data.get("roots", {})
+    datasets = registry.datasets().names()
+    unknown = [k for k in document if k != "data"]
+    unknown += [f"data.{k}" for k in data if k not in ("root", "roots")]
+    unknown += [f"data.roots.{k}" for k in roots if k not in datasets]
+    known = ["data", "data.root", "data.roots", *(f"data.roots.{n}" for n in datasets)]
+    for key in unknown:
+        close = _nearest(key, known)
+        hint = f"did you mean '{close}'?" if close else "known keys: [data] root, [data.roots] <dataset> = path"
+        note(f"warning: unknown key '{key}' in {path} is ignored; {hint}")
+
+
+def _nearest(key: str, known: list[str]) -> str | None:
+    """The known key spelled most like ``key``, comparing whole dotted keys, then their last parts."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    by_last = {k.rsplit(".", 1)[-1]: k for k in reversed(known)}
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(by_last), n=1, cutoff=0.6)
+    return by_last[close[0]] if close else None
+
+
+@lru_cache(maxsize=None)
+def note(text: str) -> None:
+    """Print ``text`` as one line on stderr, once per process (resolution runs once per dataset)."""
+    print(text, file=sys.stderr)
 
 
 def _anchor(value: str | None, config: Path) -> Path | None:
@@ -115,4 +156,20 @@ def resolve_root(name: str, data_root: str | Path | None = None) -> Path:
     if name in config.roots:
         return config.roots[name]
     base = base_root(data_root, config)
-    return dataset_folder(base, name, tuple(getattr(cls, "aliases", ())))
+    aliases = tuple(getattr(cls, "aliases", ()))
+    folder = dataset_folder(base, name, aliases)
+    if not folder.exists() and is_dataset_folder(cls, base):
+        note(f"note: data root {base} is itself a {getattr(cls, 'title', '') or name} folder; reading {name} "
+             f"from it (a data root normally holds one sub-folder per dataset, e.g. {base / name})")
+        return base
+    return folder
+
+
+def is_dataset_folder(cls: type, folder: Path) -> bool:
+    """True when ``folder`` is a copy of dataset ``cls`` itself: it bears the dataset's name or one of its
+    official folder names, or the adapter recognises it (:meth:`~zsadbench.datasets.base.DatasetAdapter.recognises`)."""
+    if not folder.is_dir():
+        return False
+    names = {n.lower() for n in (cls.name, *getattr(cls, "aliases", ()))}
+    recognises = getattr(cls, "recognises", None)
+    return folder.name.lower() in names or (callable(recognises) and bool(recognises(folder)))
