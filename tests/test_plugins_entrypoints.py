@@ -95,3 +95,67 @@ def test_clashing_and_broken_plugins_get_clear_errors_naming_the_distribution(tm
     assert "Traceback" not in broken.stderr
     listed = zsadbench(site, "list", "methods")
     assert listed.returncode == 0 and "broken" in listed.stdout
+
+
+ODD_MODULE = '''
+import sys
+from zsadbench.method import Method
+from zsadbench.datasets.base import DatasetAdapter
+
+class NoSettings(Method):
+    """Declares its settings wrongly: describing it fails."""
+    name = "nosettings"
+    settings = None
+
+class Levels(DatasetAdapter):
+    """Declares its metric levels wrongly: describing it fails."""
+    name = "badlevels"
+    metric_levels = 3
+    def index(self):
+        return []
+'''
+
+
+def table_rows(text: str) -> dict[str, str]:
+    """``{name: the row's cells joined}`` of rich tables whose long cells fold over several lines."""
+    rows: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) < 3:
+            continue
+        if cells[0]:
+            current = rows.setdefault(cells[0], [])
+        if current is not None:
+            current.append(" ".join(cells[1:]))
+    return {name: " ".join(parts) for name, parts in rows.items()}
+
+
+def test_list_shows_every_kind_of_broken_plugin_with_its_distribution_and_exits_0(tmp_path):
+    site = tmp_path / "site"
+    write_distribution(site, "zsad-missing", "zsad_missing_pkg", "",
+                       {"zsadbench.methods": {"ghost": "zsad_not_installed.module:Ghost"}})
+    write_distribution(site, "zsad-raises", "zsad_raises", "raise RuntimeError('config [gpu] absent')",
+                       {"zsadbench.methods": {"raiser": "zsad_raises:Method"},
+                        "zsadbench.datasets": {"raiserdata": "zsad_raises:Data"}})
+    write_distribution(site, "zsad-exits", "zsad_exits", "import sys\nsys.exit(3)",
+                       {"zsadbench.methods": {"quitter": "zsad_exits:Method"}})
+    write_distribution(site, "zsad-odd", "zsad_odd", ODD_MODULE,
+                       {"zsadbench.methods": {"nosettings": "zsad_odd:NoSettings"},
+                        "zsadbench.datasets": {"badlevels": "zsad_odd:Levels"}})
+    listed = zsadbench(site, "list", env={"COLUMNS": "400"})
+    assert listed.returncode == 0, listed.stderr
+    assert "Traceback" not in listed.stderr
+    rows = table_rows(listed.stdout)
+    expected = {
+        "ghost": ("zsad-missing 1.0", "No module named 'zsad_not_installed'"),
+        "raiser": ("zsad-raises 1.0", "RuntimeError: config [gpu] absent"),
+        "raiserdata": ("zsad-raises 1.0", "RuntimeError: config [gpu] absent"),
+        "quitter": ("zsad-exits 1.0", "SystemExit: 3"),
+        "nosettings": ("zsad-odd 1.0", "TypeError"),
+        "badlevels": ("zsad-odd 1.0", "TypeError"),
+    }
+    for name, (dist, reason) in expected.items():
+        assert name in rows, listed.stdout
+        assert "broken" in rows[name] and dist in rows[name] and reason in rows[name], rows[name]
+    assert "broken" not in rows["winclip"]  # the built-ins are listed as usual

@@ -49,7 +49,7 @@ def load_object(value: str) -> object:
         raise PluginError(f"plugin path {value!r} must look like 'package.module:ClassName'")
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - a broken plugin may raise anything on import
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin may raise anything on import, exit too
         raise PluginError(f"cannot import {module_name!r} for plugin {value!r}: {type(exc).__name__}: {exc}") from exc
     obj = module
     for part in attr.split("."):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import ZsadError
 from .options import load_plugins, table_console
 
 
@@ -15,17 +16,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _rows(registry, pattern: str, describe) -> list[tuple[str, str, str]]:
-    from ..errors import PluginError
+    """One row per entry; a plugin that fails to import, to validate or to describe itself is listed as
+    broken with the reason, and never stops the listing."""
+    from rich.markup import escape
 
     rows = []
+    wanted = set(registry.names(pattern))
     for entry in registry.entries():
-        if entry.name not in registry.names(pattern):
+        if entry.name not in wanted:
             continue
         try:
-            details = describe(registry.get(entry.name))
-        except PluginError as exc:
-            details = f"[red]broken[/]: {exc}"
-        rows.append((entry.name, details, f"{entry.origin} ({entry.value})"))
+            details = escape(describe(registry.get(entry.name)))
+        except Exception as exc:  # noqa: BLE001 - third-party code may raise anything
+            reason = str(exc) if isinstance(exc, ZsadError) else f"{type(exc).__name__}: {exc}"
+            details = f"[red]broken[/]: {escape(' '.join(reason.split()))}"
+        rows.append((escape(entry.name), details, escape(f"{entry.origin} ({entry.value})")))
     return rows
 
 
