@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -274,7 +275,9 @@ def _our_variants(frame: pd.DataFrame) -> list[Variant]:
                 extra.append(show(v[field]))
         options = _differing_options(v, [w for w in group if w["config_hash"] != v["config_hash"]])
         label = v["method_label"] + (f" [{options}]" if options else "") + (f" ({', '.join(extra)})" if extra else "")
-        out.append(Variant(label=label, **{k: x for k, x in v.items() if k != "config"}))
+        own = re.search(r"\[([^\]]+)\]", v["method_label"])
+        out.append(Variant(label=label, options=options or (own.group(1) if own else ""),
+                           **{k: x for k, x in v.items() if k != "config"}))
     return out
 
 
@@ -297,7 +300,7 @@ def _differing_options(v: dict, others: list[dict]) -> str:
     keys = sorted({k for c in configs for k in set(c) | set(v["config"]) if c.get(k) != v["config"].get(k)})
     if not keys:
         return str(v["config_hash"])[:7]
-    return ", ".join(f"{k}={_option_text(v['config'].get(k))}" for k in keys)
+    return "; ".join(f"{k}={_option_text(v['config'].get(k))}" for k in keys)
 
 
 def _option_text(value: Any) -> str:

@@ -64,6 +64,7 @@ class Variant:
     eval_size: int = 0
     protocol: str = ""
     aux_by_dataset: tuple[tuple[str, str], ...] = ()
+    options: str = ""
     reported: bool = False
     paper: str = ""
     tables: tuple[str, ...] = ()

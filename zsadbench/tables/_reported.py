@@ -1,15 +1,14 @@
 """Numbers quoted from papers, kept as data and shown beside ours (marked †).
 
-A reported-numbers CSV has the columns ``method,dataset,category,shots,metric,value,paper,table`` and may add
-``method_label`` (the display name, e.g. ``VisualAD (DINOv2)``). ``value`` is in percent as printed,
-``category`` is ``mean`` for a dataset mean, ``metric`` is a name from ``zsadbench.metrics.METRICS`` and
-``dataset`` a zsadbench dataset name, so that the numbers line up with our rows. Reported dataset scores come
-from their ``mean`` rows only (never re-derived from categories); the Mean over datasets is computed over the
-datasets of the table.
+A reported-numbers CSV follows the schema of :mod:`._reported_schema`: ``method,dataset,category,shots,metric,
+value,paper,table`` and optionally ``method_label,variant,setting,note``. ``value`` is as printed (percent for
+metrics), ``category`` is ``mean`` for a dataset mean, and method, dataset and category names resolve (a
+registered method or a known baseline; a registered dataset and one of its categories) so that the numbers line
+up with our rows. Reported dataset scores come from their ``mean`` rows only (never re-derived from categories);
+the Mean over datasets is computed over the datasets of the table.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -18,10 +17,15 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 from ._model import Variant, metric_specs
+from ._reported_schema import (
+    COSTS, OPTIONAL, REQUIRED, check_names, check_variant, method_label, parse_shots, parse_value, shots_text,
+)
 
-COLUMNS = ("method", "dataset", "category", "shots", "metric", "value", "paper", "table")
-TEXT = ("method", "method_label", "dataset", "category", "metric", "paper", "table")
-IDENTITY = ["method", "method_label", "dataset", "category", "shots", "metric", "paper"]
+COLUMNS = REQUIRED
+TEXT = ("method", "dataset", "category", "metric", "paper", "table", *OPTIONAL)
+IDENTITY = ["method", "method_label", "variant", "dataset", "category", "shots", "metric", "paper", "table"]
+#: one number of one configuration, whichever of the paper's tables prints it
+NUMBER = ["method", "method_label", "variant", "dataset", "category", "shots", "metric", "paper"]
 
 
 def load_reported(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
@@ -56,41 +60,40 @@ def load_reported(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
 
 def check_reported(raw: pd.DataFrame, source: str = "reported") -> pd.DataFrame:
     """Validate and normalise one table of reported numbers; ``source`` names it in errors."""
-    missing = [c for c in COLUMNS if c not in raw.columns]
+    missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
-        raise DataError(f"{source}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}")
+        raise DataError(f"{source}: missing column(s) {', '.join(missing)}; expected {','.join(REQUIRED)}")
+    unknown = [c for c in raw.columns if c not in REQUIRED and c not in OPTIONAL]
+    if unknown:
+        raise DataError(f"{source}: unknown column(s) {', '.join(unknown)}; optional ones are {','.join(OPTIONAL)}")
     df = raw.copy()
-    if "method_label" not in df:
-        df["method_label"] = ""
-    known = {s.name for s in metric_specs()}
+    for col in OPTIONAL:
+        if col not in df:
+            df[col] = ""
+    known = {s.name for s in metric_specs()} | set(COSTS)
     for col in TEXT:
         df[col] = df[col].fillna("").astype(str).str.strip()
     shots, values = [], []
     for i, row in enumerate(df.itertuples(index=False)):
         where = f"{source}, line {i + 2}"
-        for col in ("method", "dataset", "category", "metric", "paper"):
+        for col in ("method", "category", "metric", "paper", "table"):
             if not getattr(row, col):
                 raise DataError(f"{where}: empty {col!r}; every number needs its {col}")
         if row.metric not in known:
             raise DataError(f"{where}: unknown metric {row.metric!r}; use one of {', '.join(sorted(known))}")
-        try:
-            k = int(str(row.shots))
-        except ValueError:
-            raise DataError(f"{where}: shots {row.shots!r} is not an integer; write 0 for zero-shot") from None
-        try:
-            value = float(str(row.value))
-        except ValueError:
-            raise DataError(f"{where}: value {row.value!r} is not a number; write it in percent as printed") from None
-        if k < 0 or not math.isfinite(value) or not 0.0 <= value <= 100.0:
-            raise DataError(f"{where}: shots {k} / value {value} out of range; shots >= 0 and value in percent, 0-100")
-        shots.append(k)
-        values.append(value)
+        check_names(row.method, row.dataset, row.category, row.metric, where)
+        check_variant(row.variant, where)
+        shots.append(parse_shots(str(row.shots).strip(), where))
+        values.append(parse_value(str(row.value).strip(), row.metric, where))
+    df["decimals"] = [len(str(v).strip().partition(".")[2]) for v in df["value"]]
     df["shots"] = pd.Series(shots, index=df.index, dtype=int)
     df["value"] = pd.Series(values, index=df.index, dtype=float)
-    if len(df) and df["value"].max() <= 1.0:
+    percent = df[~df["metric"].isin(list(COSTS))]["value"]
+    if len(percent) and percent.max() <= 1.0:
         raise DataError(f"{source}: every value is <= 1, which looks like fractions; write percent as printed (91.6)")
+    df["method_label"] = [label or method_label(m) for m, label in zip(df["method"], df["method_label"])]
     df["source"] = source
-    return df[[*COLUMNS, "method_label", "source"]]
+    return df[[*REQUIRED, *OPTIONAL, "decimals", "source"]]
 
 
 def _check_duplicates(df: pd.DataFrame) -> None:
@@ -99,7 +102,20 @@ def _check_duplicates(df: pd.DataFrame) -> None:
         first = dup.iloc[0]
         raise DataError(
             f"{first['source']}: {first['method']} {first['metric']} on {first['dataset']}/{first['category']} "
-            f"({first['shots']}-shot, {first['paper']}) is given more than once; keep one value"
+            f"({shots_text(first['shots'])}, {first['paper']}, {first['table']}) is given more than once; keep one value"
+        )
+    # one number printed in two tables agrees when both round to the coarser of the two precisions
+    coarse = df.groupby(NUMBER, dropna=False)["decimals"].transform("min")
+    rounded = pd.Series([round(v, int(d)) for v, d in zip(df["value"], coarse)], index=df.index)
+    clash = df[rounded.groupby([df[c] for c in NUMBER], dropna=False).transform("nunique") > 1]
+    if not clash.empty:
+        first = clash.iloc[0]
+        same = clash[(clash[NUMBER] == first[NUMBER]).all(axis=1)]
+        where = ", ".join(f"{t}: {v:g}" for t, v in zip(same["table"], same["value"]))
+        files = ", ".join(dict.fromkeys(same["source"]))
+        raise DataError(
+            f"{files}: {first['paper']} prints {first['method']} {first['metric']} on {first['dataset']}/{first['category']} "
+            f"with different values ({where}); give them different variants or load one table"
         )
 
 
@@ -118,19 +134,19 @@ def reported_variants(
     our_labels = dict(zip(frame["method"], frame["method_label"]))
     variants: list[Variant] = []
     values: dict[tuple[int, str, str, str], float] = {}
-    for (method, method_label, shots, paper), group in rep.groupby(
-        ["method", "method_label", "shots", "paper"], sort=False
+    for (method, label, options, shots, paper), group in rep.groupby(
+        ["method", "method_label", "variant", "shots", "paper"], sort=False
     ):
-        label = method_label or our_labels.get(method) or method
+        label = label or our_labels.get(method) or method
         variants.append(
             Variant(
-                label=label + (f" ({shots}-shot)" if shots > 0 else ""),
+                label=label + (f" [{options}]" if options else "") + (f" ({shots_text(shots)})" if shots else ""),
                 method=method, method_label=label, shots=int(shots), reported=True, paper=paper,
-                tables=tuple(dict.fromkeys(group["table"])),
+                tables=tuple(dict.fromkeys(group["table"])), options=options,
             )
         )
         r = len(variants) - 1
-        for row in group.itertuples(index=False):
+        for row in group.sort_values("decimals").itertuples(index=False):  # the most precise print wins
             values[(r, row.dataset, row.category, row.metric)] = float(row.value)
     labels = [v.label for v in variants]
     variants = [
