@@ -131,7 +131,9 @@ def _problem(error: jsonschema.ValidationError) -> str:
         bound = "at least" if kind == "minItems" else "at most"
         return f"{len(value)} item(s); give {bound} {error.validator_value}"
     if kind == "pattern":
-        return f"{_short(value)} has the wrong form; no leading or trailing spaces (pattern {error.validator_value})"
+        rule = ("use letters, digits, '_', '.', '-' and spaces only" if _def_name(error.schema) == "identifier"
+                else "no leading or trailing spaces")
+        return f"{_short(value)} has the wrong form; {rule}"
     if kind == "const":
         return f"{_short(value)} must be {error.validator_value!r}"
     return error.message
