@@ -1,0 +1,1 @@
+"""MPA and MPAMA: multi-perception prompt alignment and its Mixture-of-Experts visual adaptation."""
