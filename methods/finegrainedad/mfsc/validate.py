@@ -130,6 +130,8 @@ def _problem(error: jsonschema.ValidationError) -> str:
     if kind in ("minItems", "maxItems"):
         bound = "at least" if kind == "minItems" else "at most"
         return f"{len(value)} item(s); give {bound} {error.validator_value}"
+    if kind == "pattern" and isinstance(value, str) and not value.strip():
+        return "empty text; write a value"
     if kind == "pattern":
         rule = ("use letters, digits, '_', '.', '-' and spaces only" if _def_name(error.schema) == "identifier"
                 else "no leading or trailing spaces")
