@@ -1,0 +1,82 @@
+"""Hyper-parameters of PromptAD, with the values of the public code (``FuNz-0/PromptAD`` @ ``0f86ce0``) as defaults.
+
+The official code trains the segmentation prompts (patch tokens, ``n_pro=1``) and the classification prompts
+(CLS token, ``n_pro=3``) in two separate runs; here one fit trains both sets, one after the other, on the same
+k support images (``epochs_cls=0`` scores images with the segmentation prompts instead).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from zsadbench.config import MethodConfig
+from zsadbench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PromptADConfig(MethodConfig):
+    """PromptAD settings.
+
+    Backbone: ``backbone`` (open_clip architecture) at ``image_size``; V-V attention in every block gives the
+    patch tokens; ``memory_layers`` (1-based) are the blocks whose ordinary-stream tokens form the visual memory.
+
+    Prompts (semantic concatenation): ``n_ctx`` learnable normal context vectors in each of ``n_pro_seg`` /
+    ``n_pro_cls`` normal prompts ``"[ctx] {class}."``; the handcrafted abnormal prompts put the same context before
+    each abnormal state phrase (the generic ones, plus the category's own when ``class_states``); the learned
+    abnormal prompts ``"[ctx][abnormal ctx] {class}."`` pair each normal context with each of ``n_pro_ab``
+    abnormal contexts of ``n_ctx_ab`` vectors. Context vectors start as ``N(0, ctx_init_std²)``.
+
+    Losses: cross-entropy of every token (or the CLS feature) against ``[normal mean, each abnormal prompt]``,
+    the explicit anomaly margin ``relu(‖z−n̄‖² − ‖z−ā‖² + eam_margin)`` and ``lambda_align`` times the squared
+    distance of the mean handcrafted and mean learned abnormal features. Logits are cosines times CLIP's
+    ``logit_scale``: ``raw`` takes the stored parameter itself (ln 100 ≈ 4.6 for LAION weights), as the official
+    code does, ``exp`` its exponential (CLIP's own temperature).
+
+    Training: SGD (``lr``, ``momentum``, ``weight_decay``), cosine annealing to ``eta_min`` over the epochs, one
+    step per epoch on all k shots. The last epoch is kept.
+
+    Maps: harmonic fusion of the text and memory maps on the patch grid, bilinear to ``map_size`` px, Gaussian
+    ``sigma`` (in ``map_size`` pixels; 0 turns it off). Image score: harmonic fusion of the CLS text score and the
+    largest memory score.
+    """
+
+    backbone: str = "ViT-B-16-plus-240"
+    image_size: int = 240
+    memory_layers: tuple[int, ...] = (3, 8)
+    n_ctx: int = 4
+    n_ctx_ab: int = 1
+    n_pro_seg: int = 1
+    n_pro_cls: int = 3
+    n_pro_ab: int = 4
+    ctx_init_std: float = 0.02
+    class_states: bool = True
+    logit_scale: Literal["raw", "exp"] = "raw"
+    eam_margin: float = 0.0
+    lambda_align: float = 0.001
+    epochs_seg: int = 100
+    epochs_cls: int = 100
+    lr: float = 0.002
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    eta_min: float = 1e-5
+    map_size: int = 400
+    sigma: float = 4.0
+
+    def __post_init__(self) -> None:
+        check_common(self)
+
+
+def check_common(cfg: MethodConfig) -> None:
+    """Checks shared by PromptAD and the methods built on it (one-line errors naming the field)."""
+    name = type(cfg).__name__
+    for key in ("image_size", "n_ctx", "n_ctx_ab", "n_pro_seg", "n_pro_cls", "n_pro_ab", "epochs_seg", "lr", "map_size"):
+        if not getattr(cfg, key) > 0:
+            raise ConfigError(f"{name}.{key} must be > 0, got {getattr(cfg, key)!r}")
+    for key in ("epochs_cls", "ctx_init_std", "lambda_align", "momentum", "weight_decay", "eta_min", "sigma"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"{name}.{key} must be >= 0, got {getattr(cfg, key)!r}")
+    layers = cfg.memory_layers
+    if not layers or any(i < 1 for i in layers) or len(set(layers)) != len(layers):
+        raise ConfigError(f"{name}.memory_layers must be distinct 1-based block numbers such as 3,8, got {layers!r}")
+    if cfg.logit_scale not in ("raw", "exp"):
+        raise ConfigError(f"{name}.logit_scale must be 'raw' or 'exp', got {cfg.logit_scale!r}")
