@@ -1,0 +1,78 @@
+"""The ``finegrainedad`` plugin: FineGrainedAD, few-shot (k = 1, 2, 4) on ViT-B-16-plus-240 / LAION-400M epoch 32.
+
+``fit(FitData("support", ...))`` loads the category's MFSC captions (``captions_dir`` first, then the shipped
+ones), builds the multi-level prompts, finds each level's region in the support shots (language-guided
+progressive region aggregation at ``cluster_size`` px), trains the prompts, Attr-MoE weights and Query Former on
+the shots, and keeps PromptAD's visual memory; ``predict`` scores every token with its own level's prompts.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+import torch.nn as nn
+
+from zsadbench.methods.promptad.features import VisualFeatures, extract
+from zsadbench.methods.promptad.method import PromptAD
+from zsadbench.methods.promptad.training import Phase
+
+from .config import FineGrainedADConfig
+from .mfsc import load_captions
+from .model import FineGrainedADHead
+from .regions import paper_regions, region_weights, shipped_regions, tiled_tokens
+
+
+class FineGrainedAD(PromptAD):
+    """FineGrainedAD; see :class:`~.config.FineGrainedADConfig` for every hyper-parameter."""
+
+    name: ClassVar[str] = "finegrainedad"
+    label: ClassVar[str] = "FineGrainedAD"
+    config_class: ClassVar[type[FineGrainedADConfig]] = FineGrainedADConfig
+    random_init_overrides: ClassVar[dict[str, Any]] = {
+        **PromptAD.random_init_overrides,
+        "cluster_size": 448,
+        "query_heads": 8,
+    }
+    paper: ClassVar[str] = "Towards Fine-Grained Vision-Language Alignment for Few-Shot Anomaly Detection (PR 2026)"
+
+    config: FineGrainedADConfig
+
+    def _build_head(self, dataset: str, category: str, originals: list[Callable[[], torch.Tensor]],
+                    state: dict | None = None) -> nn.Module:
+        cfg = self.config
+        captions = load_captions(dataset, category, cfg.captions_dir or None)
+        head = FineGrainedADHead(self.backbone_, cfg, captions).to(self.device)
+        if state is None:
+            head.weights = self._region_weights(head, [load() for load in originals])
+        return head
+
+    def _region_weights(self, head: FineGrainedADHead, originals: list[torch.Tensor]) -> torch.Tensor:
+        """Loss weights ``[L, K, N]`` of every level's region in the shots, from the initial prompts."""
+        cfg = self.config
+        backbone = self.backbone_
+
+        def encode(tiles: torch.Tensor) -> torch.Tensor:
+            return extract(backbone, tiles, cfg.memory_layers, autocast=self.autocast()).patches
+
+        tokens = tiled_tokens(encode, [o.to(self.device) for o in originals], cfg.cluster_size, cfg.image_size)
+        with torch.no_grad():
+            levels = head.level_features()
+        anchor = {name: levels[name].normal_anchor for name in head.levels}
+        components = torch.stack([anchor[c] for c in head.components])
+        if cfg.as_shipped:
+            generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
+            masks = shipped_regions(tokens, anchor["background"], components, cfg.cluster_k_stage1,
+                                    cfg.cluster_k_stage2, generator)
+        else:
+            masks = paper_regions(tokens, anchor["foreground"], anchor["background"], components,
+                                  cfg.cluster_k_stage1, cfg.cluster_k_stage2)
+        self.region_masks_ = masks.cpu()
+        return region_weights(masks, backbone.grid_size, cfg.region_weight).to(self.device)
+
+    def _phases(self, shots: VisualFeatures) -> list[Phase]:
+        head, cfg = self.head_, self.config
+        phases = [Phase("seg", cfg.epochs_seg, head.trained_parameters(), lambda: head.seg_loss(shots))]
+        if head.cls is not None:
+            phases.append(Phase("cls", cfg.epochs_cls, list(head.cls.parameters()), lambda: head.cls_loss(shots)))
+        return phases

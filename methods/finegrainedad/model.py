@@ -1,0 +1,163 @@
+"""FineGrainedAD's learnable head for one category: MLLP prompts, Attr-MoE, the Query Former, the multi-level
+alignment losses and the dynamic token-wise scores. The visual memory and the fusion are PromptAD's."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from zsadbench.backbones import ClipBackbone, PromptTextEncoder
+from zsadbench.methods.promptad.features import VisualFeatures
+from zsadbench.methods.promptad.losses import mean_alignment_loss, token_summed_triplet_loss, triplet_loss, v2t_loss
+from zsadbench.methods.promptad.model import Scores, logit_scale
+from zsadbench.methods.promptad.prompts import GroupFeatures, PromptBank
+from zsadbench.methods.promptad.scoring import memory_score, text_score
+
+from .config import FineGrainedADConfig
+from .mfsc import MFSCCaptions
+from .mllp import COMPONENT_ATTRIBUTES, level_names, mllp_texts
+from .queryformer import QueryFormer, query_loss
+
+
+class AttributeMixer(nn.Module):
+    """Attr-MoE: ``component + Σ_a sigmoid(w_a) · mean(attribute a)``, with separate weights for normal and
+    abnormal prompts (``logits [2, A]``); features are raw text features."""
+
+    def __init__(self, attributes: int, init_std: float) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.randn(2, attributes) * init_std)
+
+    def forward(self, component: GroupFeatures, attributes: dict[int, GroupFeatures]) -> GroupFeatures:
+        gates = torch.sigmoid(self.logits)
+        normal, hand, learned = component.normal, component.handcrafted, component.learned
+        for a, group in attributes.items():
+            normal = normal + gates[0, a] * group.normal.mean(dim=0)
+            shift = gates[1, a] * group.handcrafted.mean(dim=0)
+            hand, learned = hand + shift, learned + shift
+        return GroupFeatures(normal, hand, learned)
+
+
+def regularisation_loss(levels: dict[str, GroupFeatures], components: list[str], *, shipped: bool) -> torch.Tensor:
+    """``‖(p_a,img − Σ_i p_a,c_i) − p_b‖`` of the image-level and component-level learnable abnormal features and
+    the background's normal feature (each the normalised mean of its prompts; ``shipped``: the released code's
+    ``mean(norm a_img) − mean(norm Σ_i a_c_i) − mean(norm n_bg)``)."""
+    image, background = levels["image"].learned, levels["background"].normal
+    learned = [levels[c].learned for c in components]
+    if shipped:
+        summed = torch.stack(learned).sum(dim=0)
+        gap = (F.normalize(image, dim=-1).mean(0) - F.normalize(summed, dim=-1).mean(0)
+               - F.normalize(background, dim=-1).mean(0))
+    else:
+        parts = torch.stack([F.normalize(x.mean(0), dim=-1) for x in learned]).sum(dim=0)
+        gap = F.normalize(image.mean(0), dim=-1) - parts - F.normalize(background.mean(0), dim=-1)
+    return gap.norm()
+
+
+class FineGrainedADHead(nn.Module):
+    """The prompts, Attr-MoE weights and Query Former of one category, with its visual memory."""
+
+    def __init__(self, backbone: ClipBackbone, cfg: FineGrainedADConfig, captions: MFSCCaptions) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.dataset, self.category = captions.dataset, captions.category
+        text = PromptTextEncoder(backbone)
+        groups = mllp_texts(captions, class_specific=cfg.class_states, attribute_prompts=cfg.attribute_prompts,
+                            n_attr_abnormal=cfg.n_attr_abnormal)
+        self.levels = level_names(captions)
+        self.components = [name for name in self.levels if name.startswith("component:")]
+        common = dict(n_ctx=cfg.n_ctx, n_pro_ab=cfg.n_pro_ab, n_ctx_ab=cfg.n_ctx_ab, init_std=cfg.ctx_init_std)
+        self.seg = PromptBank(text, groups, n_pro=cfg.n_pro_seg, **common)
+        self.cls = PromptBank(text, {"image": groups["image"]}, n_pro=cfg.n_pro_cls, **common) if cfg.epochs_cls > 0 else None
+        self.mixer = AttributeMixer(len(COMPONENT_ATTRIBUTES), cfg.attr_weight_init_std) if cfg.attribute_prompts else None
+        self.query = QueryFormer(len(self.levels), backbone.embed_dim, cfg.query_heads, one_to_one=cfg.as_shipped)
+        self.scale = logit_scale(backbone, cfg.logit_scale)
+        self.memory: list[torch.Tensor] = []
+        self.weights: torch.Tensor | None = None  # [L, K, N] region loss weights, for training only
+
+    def remember(self, shots: VisualFeatures) -> None:
+        self.memory = [m.reshape(-1, m.shape[-1]).detach() for m in shots.memory]
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """What the segmentation phase optimises: prompts, Attr-MoE and (unless as shipped) the Query Former."""
+        params = list(self.seg.parameters()) + (list(self.mixer.parameters()) if self.mixer is not None else [])
+        return params + ([] if self.cfg.as_shipped else list(self.query.parameters()))
+
+    def level_features(self) -> dict[str, GroupFeatures]:
+        """Raw features of every level, components mixed with their attribute prompts."""
+        groups = self.seg()
+        out = {name: groups[name] for name in self.levels}
+        if self.mixer is not None:
+            for i, name in enumerate(self.components):
+                attrs = {a: groups[f"attr:{i}:{attr}"] for a, attr in enumerate(COMPONENT_ATTRIBUTES)
+                         if f"attr:{i}:{attr}" in groups}
+                out[name] = self.mixer(out[name], attrs)
+        return out
+
+    def anchors(self, levels: dict[str, GroupFeatures]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[L, D]`` normal and abnormal anchors in level order."""
+        return (torch.stack([levels[n].normal_anchor for n in self.levels]),
+                torch.stack([levels[n].abnormal_anchor for n in self.levels]))
+
+    # -- losses ------------------------------------------------------------------------------------
+    def level_loss(self, z: torch.Tensor, group: GroupFeatures, weights: torch.Tensor | None) -> torch.Tensor:
+        """CLIP + triplet + mean losses of one level; ``weights [K, N]`` stress the level's region."""
+        cfg = self.cfg
+        align = cfg.lambda_align * mean_alignment_loss(group.handcrafted, group.learned)
+        if cfg.as_shipped:
+            scaled = z if weights is None else z * weights[..., None]
+            return (v2t_loss(scaled, group.normal_anchor, group.abnormal, self.scale)
+                    + token_summed_triplet_loss(scaled, group.normal_anchor, group.abnormal_anchor, cfg.eam_margin) + align)
+        return (v2t_loss(z, group.normal_anchor, group.abnormal, self.scale, weights)
+                + triplet_loss(z, group.normal_anchor, group.abnormal_anchor, cfg.eam_margin, squared=False, weights=weights)
+                + align)
+
+    def seg_loss(self, shots: VisualFeatures) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        levels = self.level_features()
+        z = shots.patches
+        per_level = {}
+        for i, name in enumerate(self.levels):
+            weights = None if name == "image" or self.weights is None else self.weights[i]
+            per_level[name] = self.level_loss(z, levels[name], weights)
+        losses = {"levels": torch.stack(list(per_level.values())).sum()}
+        losses["reg"] = cfg.lambda_reg * regularisation_loss(levels, self.components, shipped=cfg.as_shipped)
+        if not cfg.as_shipped:
+            normal, abnormal = self.anchors(levels)
+            losses["query"] = cfg.lambda_query * query_loss(self.query(normal, abnormal), normal, abnormal)
+        losses["total"] = sum(losses.values())
+        return losses
+
+    def cls_loss(self, shots: VisualFeatures) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        group = self.cls()["image"]
+        loss = (v2t_loss(shots.cls, group.normal_anchor, group.abnormal, self.scale)
+                + triplet_loss(shots.cls, group.normal_anchor, group.abnormal_anchor, cfg.eam_margin, squared=cfg.as_shipped)
+                + cfg.lambda_align * mean_alignment_loss(group.handcrafted, group.learned))
+        return {"total": loss}
+
+    # -- inference ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def scores(self, query: VisualFeatures) -> Scores:
+        cfg = self.cfg
+        levels = self.level_features()
+        normal, abnormal = self.anchors(levels)
+        z = query.patches
+        stats: dict[str, torch.Tensor] = {}
+        if cfg.token_wise:
+            intrinsic = F.normalize(self.query(normal, abnormal), dim=-1)
+            pick = (z @ intrinsic.T).argmax(dim=-1)  # [B, N]: each token's level
+            text = text_score(z, normal[pick], abnormal[pick], self.scale)
+            counts = torch.bincount(pick.flatten().cpu(), minlength=len(self.levels))
+            stats = {f"tokens_{name}": counts[i] for i, name in enumerate(self.levels)}
+        else:
+            text = torch.stack([text_score(z, normal[i], abnormal[i], self.scale) for i in range(len(self.levels))]).mean(0)
+        if cfg.image_reweight:
+            image_level = text_score(z, normal[0], abnormal[0], self.scale)
+            text = text * image_level.shape[1] * image_level.softmax(dim=1)
+        cls_group = self.cls()["image"] if self.cls is not None else levels["image"]
+        return Scores(
+            text=text,
+            visual=memory_score(query.memory, self.memory),
+            image_text=text_score(query.cls, cls_group.normal_anchor, cls_group.abnormal_anchor, self.scale),
+            stats=stats,
+        )
