@@ -21,6 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--digits", type=positive_int, default=1, help="decimals of the percentages (default: 1)")
     parser.add_argument("--reported", type=Path, action="append", default=[], metavar="CSV",
                         help="CSV of paper-reported numbers to show beside ours, marked † (repeatable)")
+    parser.add_argument("--layout", choices=("standard", "paper"), default="standard",
+                        help="paper: LaTeX in the MPAMA paper's layout (methods as columns, (AUROC, AP) and "
+                             "(AUROC, PRO) pairs, best red, second blue); prints the main table(s), and the "
+                             "per-category tables with --per-category; --write DIR writes every table")
+    parser.add_argument("--pro", choices=("aupro_anomalyclip", "aupro"), default="aupro_anomalyclip",
+                        help="the PRO of the paper layout's pixel pairs (default: AnomalyCLIP's, as the papers report)")
+    parser.add_argument("--delta", action="store_true",
+                        help="paper layout: a Δ column after each of our columns with a reported counterpart")
     parser.add_argument("--by-aux", action="store_true",
                         help="a trained zero-shot method gets one column per auxiliary set (default: one per protocol)")
     parser.add_argument("--caption", default=None, help="LaTeX caption (wraps the tabular in a table environment)")
@@ -43,6 +51,8 @@ def execute(args: argparse.Namespace) -> int:
         if name not in METRICS:
             raise ConfigError(f"--metrics: unknown metric {name!r}; known: {', '.join(METRICS)}")
     frame = results_frame(args.out)
+    if args.layout == "paper":
+        return _paper(args, frame)
     per_category = args.per_category if args.per_category is not None else frame["dataset"].nunique() == 1
     options = dict(
         per_category=per_category,
@@ -63,5 +73,26 @@ def execute(args: argparse.Namespace) -> int:
     if args.write is not None:
         written = write_tables(frame, args.write, args.name or args.out.resolve().name, **options)
         for path in written:
+            Console(stderr=True).print(f"wrote {path}", highlight=False)
+    return 0
+
+
+def _paper(args: argparse.Namespace, frame) -> int:
+    from rich.console import Console
+
+    from ..store.files import atomic_write_bytes
+    from ..tables import load_reported, make_paper_tables
+
+    tables = make_paper_tables(
+        frame, reported=load_reported(args.reported) if args.reported else None, pro=args.pro, delta=args.delta,
+        per_category=True, digits=args.digits, caption=args.caption, label=args.label, by_aux=args.by_aux,
+    )
+    shown = [t for name, t in tables.items() if name.startswith("main") or (args.per_category and "-" in name
+                                                                             and not name.startswith("ablation"))]
+    print("\n".join(shown), end="")
+    if args.write is not None:
+        for name, text in tables.items():
+            path = args.write / f"{args.name or args.out.resolve().name}-{name}.tex"
+            atomic_write_bytes(path, text.encode("utf-8"))
             Console(stderr=True).print(f"wrote {path}", highlight=False)
     return 0

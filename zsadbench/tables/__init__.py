@@ -9,5 +9,6 @@ from __future__ import annotations
 from ._frame import results_frame
 from ._reported import load_reported
 from .make import FORMATS, make_table, write_tables
+from .paper import make_paper_tables
 
-__all__ = ["FORMATS", "load_reported", "make_table", "results_frame", "write_tables"]
+__all__ = ["FORMATS", "load_reported", "make_paper_tables", "make_table", "results_frame", "write_tables"]

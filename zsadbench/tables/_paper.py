@@ -1,0 +1,209 @@
+"""The layout of the MPAMA paper's tables, in LaTeX: methods as columns, datasets as rows, pair cells.
+
+* main tables (its Tables 1 and 2): an image-level group of "(AUROC, AP)" cells and a pixel-level group of
+  "(AUROC, PRO)" cells, one row per dataset and a Mean row per group;
+* per-category tables (its Tables 9-20): one metric on one dataset, one row per category and the Mean;
+* ablation tables (its Tables 3-5): one row per variant of one method, a (pixel, image) pair per dataset.
+
+Best is red bold, second-best blue; reported numbers carry a dagger; our column may be followed by a Δ column
+(ours minus the reported number of the same method and shots). Every name is escaped.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ._latex import escape
+from ._model import DAGGER, FAILED, PARTIAL, Cell, Row, TableModel, Variant
+
+PREAMBLE = r"\usepackage{booktabs,multirow,makecell,graphicx,xcolor}"
+_MARK = {FAILED: r"$^{*}$", PARTIAL: r"$^{\circ}$"}
+#: PRO as the papers compute it (AnomalyCLIP's variant), or the standard AUPRO
+PRO_METRICS = ("aupro_anomalyclip", "aupro")
+
+
+@dataclass(frozen=True)
+class Level:
+    """A row group of the main table: its title and the two metrics of its pair cells."""
+
+    title: str
+    metrics: tuple[str, str]
+    heads: str
+
+
+def levels(pro: str) -> tuple[Level, Level]:
+    return (Level("Image-level", ("image_auroc", "image_ap"), "(AUROC, AP)"),
+            Level("Pixel-level", ("pixel_auroc", pro), "(AUROC, PRO)"))
+
+
+def main_table(model: TableModel, pro: str, *, delta: bool = False) -> str:
+    """Tables 1/2: ``model`` holds dataset rows and the Mean row, over the metrics of :func:`levels`."""
+    columns = _columns(model, delta)
+    lines = _open(model, "ll" + "c" * len(columns))
+    lines.append(" & ".join(["Task", "Dataset", *(_head(model, c) for c in columns)]) + r" \\")
+    data = [r for r in model.rows if r.kind == "dataset"]
+    mean = next(r for r in model.rows if r.kind == "mean")
+    for level in levels(pro):
+        rows = [r for r in data if _has(model, r, level.metrics)]
+        if not rows:
+            continue
+        lines.append(r"\midrule")
+        body = rows + [mean]
+        title = rf"\makecell[l]{{{level.title}\\{level.heads}}}"
+        for k, row in enumerate(body):
+            if row is mean:
+                lines.append(rf"\cmidrule(lr){{2-{2 + len(columns)}}}")
+            first = rf"\multirow{{{len(body) + 1}}}{{*}}{{{title}}}" if k == 0 else ""
+            name = "Mean" if row is mean else escape(row.dataset_label)
+            cells = [_pair(model, row, c, level.metrics) for c in columns]
+            lines.append(" & ".join([first, name, *cells]) + r" \\")
+    return _close(model, lines, pro)
+
+
+def category_table(model: TableModel, dataset: str, metric: str) -> str:
+    """Tables 9-20: the categories of ``dataset`` and their Mean for one metric (``model`` is per category)."""
+    columns = _columns(model, False)
+    rows = [r for r in model.rows if r.dataset == dataset and r.kind in ("category", "dataset")]
+    lines = _open(model, "l" + "c" * len(columns))
+    lines.append(" & ".join(["Category", *(_head(model, c) for c in columns)]) + r" \\")
+    lines.append(r"\midrule")
+    for row in rows:
+        if row.kind == "dataset":
+            lines.append(r"\midrule")
+        name = "Mean" if row.kind == "dataset" else escape(row.category)
+        cells = [_single(model, row, c, metric) for c in columns]
+        lines.append(" & ".join([name, *cells]) + r" \\")
+    return _close(model, lines, metric if metric in PRO_METRICS else "")
+
+
+def ablation_table(model: TableModel, pro: str) -> str:
+    """Tables 3-5: one row per variant; per dataset a pixel (AUROC, PRO) and an image (AUROC, AP) pair."""
+    image, pixel = levels(pro)
+    data = [r for r in model.rows if r.kind == "dataset"]
+    groups = [(row, level) for row in data for level in (pixel, image) if _has(model, row, level.metrics)]
+    lines = _open(model, "l" + "c" * len(groups))
+    spans, k = [], 0
+    heads = []
+    for row in data:
+        n = sum(1 for r, _ in groups if r is row)
+        if n:
+            heads.append(rf"\multicolumn{{{n}}}{{c}}{{{escape(row.dataset_label)}}}")
+            spans.append(rf"\cmidrule(lr){{{2 + k}-{1 + k + n}}}")
+            k += n
+    lines.append(" & ".join(["Variant", *heads]) + r" \\")
+    lines.append(" ".join(spans))
+    lines.append(" & ".join(["", *(rf"{lv.title} {lv.heads}" for _, lv in groups)]) + r" \\")
+    lines.append(r"\midrule")
+    for i, variant in enumerate(model.variants):
+        name = escape(variant.options or variant.label) + (r"$^{\dagger}$" if variant.reported else "")
+        cells = [_pair(model, row, (i, None), level.metrics, dagger=False) for row, level in groups]
+        lines.append(" & ".join([name, *cells]) + r" \\")
+    return _close(model, lines, pro)
+
+
+def document(tables: list[str]) -> str:
+    """A standalone document holding ``tables`` (what the tests compile)."""
+    return "\n".join([r"\documentclass{article}", r"\usepackage[margin=1.5cm,landscape]{geometry}", PREAMBLE,
+                      r"\begin{document}", *tables, r"\end{document}", ""])
+
+
+# -- columns ------------------------------------------------------------------------------------------
+Column = tuple[int, int | None]  # (variant, reported variant it is compared with, for a Δ column)
+
+
+def _columns(model: TableModel, delta: bool) -> list[Column]:
+    out: list[Column] = []
+    for i, v in enumerate(model.variants):
+        out.append((i, None))
+        if delta and not v.reported:
+            ref = _counterpart(model.variants, i)
+            if ref is not None:
+                out.append((i, ref))
+    return out
+
+
+def _counterpart(variants: list[Variant], i: int) -> int | None:
+    v = variants[i]
+    for j, w in enumerate(variants):
+        if w.reported and w.method == v.method and w.shots == v.shots and w.options == v.options:
+            return j
+    return None
+
+
+def _head(model: TableModel, column: Column) -> str:
+    i, ref = column
+    if ref is not None:
+        return r"$\Delta$"
+    v = model.variants[i]
+    return escape(v.label) + (r"$^{\dagger}$" if v.reported else "")
+
+
+# -- cells --------------------------------------------------------------------------------------------
+def _has(model: TableModel, row: Row, metrics: tuple[str, ...]) -> bool:
+    return any(not row.cell(i, m).missing for i in range(len(model.variants)) for m in metrics)
+
+
+def _number(model: TableModel, cell: Cell) -> str:
+    if cell.missing:
+        return "-"
+    text = model.fmt(cell.mean)
+    if cell.rank == 1:
+        text = rf"\textcolor{{red}}{{\textbf{{{text}}}}}"
+    elif cell.rank == 2:
+        text = rf"\textcolor{{blue}}{{{text}}}"
+    if not math.isnan(cell.std):
+        text += rf"{{\scriptsize$\pm${model.fmt(cell.std)}}}"
+    return text
+
+
+def _delta(model: TableModel, ours: Cell, theirs: Cell) -> str:
+    if ours.missing or theirs.missing:
+        return "-"
+    d = model.rounded(ours.mean) - model.rounded(theirs.mean)
+    return f"{d:+.{model.digits}f}".replace("-", "$-$")
+
+
+def _marks(model: TableModel, row: Row, i: int, metrics: tuple[str, ...], dagger: bool) -> str:
+    markers = "".join(dict.fromkeys("".join(model.markers(row, i, m) for m in metrics)))
+    out = "".join(_MARK[m] for m in markers if m in _MARK)
+    if dagger and model.variants[i].reported and any(not row.cell(i, m).missing for m in metrics):
+        out += r"$^{\dagger}$"
+    return out
+
+
+def _pair(model: TableModel, row: Row, column: Column, metrics: tuple[str, str], *, dagger: bool = True) -> str:
+    i, ref = column
+    if ref is not None:
+        return "(" + ", ".join(_delta(model, row.cell(i, m), row.cell(ref, m)) for m in metrics) + ")"
+    return "(" + ", ".join(_number(model, row.cell(i, m)) for m in metrics) + ")" + _marks(model, row, i, metrics, dagger)
+
+
+def _single(model: TableModel, row: Row, column: Column, metric: str) -> str:
+    i, _ = column
+    return _number(model, row.cell(i, metric)) + _marks(model, row, i, (metric,), True)
+
+
+# -- frame --------------------------------------------------------------------------------------------
+def _open(model: TableModel, spec: str) -> list[str]:
+    lines = [f"% requires {PREAMBLE}", r"\begin{table}[t]", r"\centering"]
+    if model.caption:
+        lines.append(rf"\caption{{{escape(model.caption)}}}")
+    if model.label:
+        lines.append(rf"\label{{{model.label}}}")
+    lines += [r"\resizebox{\linewidth}{!}{%", rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
+    return lines
+
+
+def _close(model: TableModel, lines: list[str], pro: str) -> str:
+    lines += [r"\bottomrule", r"\end{tabular}}"]
+    notes = [r"Best: \textcolor{red}{\textbf{red}}; second-best: \textcolor{blue}{blue}."]
+    if pro:
+        notes.append(
+            "PRO is AnomalyCLIP's variant (thresholded curve, FPR rescaled), as the papers compute it."
+            if pro == "aupro_anomalyclip" else "PRO is the standard AUPRO (integrated to FPR 0.3, divided by 0.3)."
+        )
+    marks = {DAGGER: r"$^{\dagger}$", FAILED: r"$^{*}$", PARTIAL: r"$^{\circ}$", "": ""}
+    notes += [f"{marks[m]}{escape(text)}" for m, text in model.footnotes()]
+    lines.append(r"\par\smallskip{\footnotesize " + r"\par ".join(notes) + "}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
