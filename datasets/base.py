@@ -43,6 +43,8 @@ class DatasetAdapter(ABC):
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        #: category -> why it is left out (no test images, ...), filled by :attr:`samples`; the planner shows it
+        self.skipped: dict[str, str] = {}
 
     @classmethod
     def recognises(cls, folder: Path) -> bool:
@@ -63,6 +65,7 @@ class DatasetAdapter(ABC):
                 f"Pass --data-root DIR with the dataset in DIR/{self.name}."
             )
         found = self.index()
+        self.skipped = {**train_only_categories(found), **getattr(self, "skipped", {})}
         if not any(s.split == "test" for s in found):
             raise DataError(
                 f"{self.name}: found 0 test images in {self.root}. Expected layout: {self.layout or 'see the README'}"
@@ -93,3 +96,9 @@ class DatasetAdapter(ABC):
         from .io import read_mask
 
         return None if sample.mask_path is None else read_mask(sample.mask_path, sample.crop, self.mask_threshold)
+
+
+def train_only_categories(samples: list[Sample]) -> dict[str, str]:
+    """``{category: reason}`` for the categories that have training images but no test image."""
+    tested = {s.category for s in samples if s.split == "test"}
+    return {c: "it has training images but no test images" for c in sorted({s.category for s in samples} - tested)}

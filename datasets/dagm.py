@@ -73,7 +73,10 @@ class DAGM(LayoutAdapter):
                     report = self.log.error if split == "test" else self.log.warn
                     report(class_root / phase, f"{phase} folder missing", "restore it from the archive")
                     continue
-                samples += self._phase(phase_dir, cat.name, split)
+                phase = self._phase(phase_dir, cat.name, split)
+                if split == "test" and not phase:
+                    self.log.skip(cat.name, f"its folder {phase_dir} holds no test images")
+                samples += phase
         return samples
 
     def _phase(self, phase_dir: Path, category: str, split: Split) -> list[Sample]:

@@ -7,6 +7,7 @@ extra mask is reported through the :class:`~zsadbench.datasets.problems.ProblemL
 from __future__ import annotations
 
 import difflib
+import errno
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -31,13 +32,28 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def subdirs(folder: Path) -> list[Path]:
-    """Visible sub-folders of ``folder``, sorted by name (archive junk such as ``__MACOSX`` skipped)."""
+    """Visible sub-folders of ``folder``, sorted by name (archive junk such as ``__MACOSX`` and symlinks that
+    loop back to a folder above them skipped)."""
     if not folder.is_dir():
         return []
     return sorted(
-        (p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in _JUNK_DIRS),
+        (p for p in folder.iterdir()
+         if p.is_dir() and not p.name.startswith(".") and p.name not in _JUNK_DIRS and not is_symlink_loop(p)),
         key=lambda p: p.name,
     )
+
+
+def is_symlink_loop(path: Path) -> bool:
+    """True for a symlink that cannot be resolved for looping, or that points at a folder containing it."""
+    if not path.is_symlink():
+        return False
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # "Symlink loop" (Python < 3.13)
+        return True
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return target.is_dir() and path.parent.resolve().is_relative_to(target)
 
 
 def find_dir(parent: Path, *names: str, ignore_case: bool = True) -> Path | None:
@@ -121,7 +137,10 @@ def walk_mvtec(
     for cat_dir in categories:
         name = category or cat_dir.name
         samples += _walk_train(cat_dir, name, normal, log)
-        samples += _walk_test(cat_dir, name, normal, mask_suffixes, with_masks, log)
+        test = _walk_test(cat_dir, name, normal, mask_suffixes, with_masks, log)
+        if not test:
+            log.skip(name, f"its folder {cat_dir / 'test'} holds no test images")
+        samples += test
     return samples
 
 

@@ -76,8 +76,18 @@ def read_mask(path: str | Path, crop: Crop = None, threshold: int | None = None)
     image = _open(path)
     if threshold is None:
         threshold = mask_threshold(image)
+    return np.ascontiguousarray(_gray(image, crop, path) > threshold)
+
+
+def read_gray(path: str | Path, crop: Crop = None) -> np.ndarray:
+    """``uint8 [H,W]``: a mask's gray levels as stored (16-bit rescaled), before any threshold."""
+    path = Path(path)
+    return np.ascontiguousarray(_gray(_open(path), crop, path))
+
+
+def _gray(image: Image.Image, crop: Crop, path: Path) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         gray = _to_uint8(np.asarray(image))
     else:
         gray = np.asarray(image.convert("L"))
-    return np.ascontiguousarray(_apply_crop(gray, crop, path) > threshold)
+    return _apply_crop(gray, crop, path)

@@ -86,13 +86,15 @@ class LayoutAdapter(DatasetAdapter):
         return any(child.name.lower() in known for child in subdirs(found))
 
     def index(self) -> list[Sample]:
-        self.log.problems.clear()
+        self.log.clear()
         folder, layout = self.locate()
         self.detected_layout = layout
         if layout == META_LAYOUT:
-            return read_meta(folder / "meta.json", self.log)
-        samples = self.build(folder, layout)
-        return sorted(samples, key=_order)
+            samples = read_meta(folder / "meta.json", self.log)
+        else:
+            samples = sorted(self.build(folder, layout), key=_order)
+        self.skipped = dict(self.log.skipped)
+        return samples
 
 
 def _order(sample: Sample) -> tuple:

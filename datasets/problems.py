@@ -36,6 +36,16 @@ class ProblemLog:
     dataset: str = ""
     strict: bool = True
     problems: list[Problem] = field(default_factory=list)
+    #: category -> why the index leaves it out (e.g. its folder holds no test images)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def skip(self, category: str, reason: str) -> None:
+        """Record that ``category`` is left out of the index and why (a warning, never an error)."""
+        self.skipped.setdefault(category, reason)
+
+    def clear(self) -> None:
+        self.problems.clear()
+        self.skipped.clear()
 
     def error(self, path: Path, message: str, fix: str = "") -> None:
         problem = Problem("error", Path(path), message, fix)

@@ -58,10 +58,13 @@ class RealIAD(LayoutAdapter):
             if not (cat / "OK").is_dir():
                 self.log.warn(cat, "folder ignored: it has no OK/ folder", "remove it if it is not a Real-IAD object")
                 continue
+            found = len(samples)
             for image in self._view_images(cat / "OK"):
                 samples.append(Sample(image, cat.name, "train", 0, defect_type="OK"))
                 samples.append(Sample(image, cat.name, "test", 0, defect_type="OK"))
             samples += self._anomalies(cat)
+            if len(samples) == found:
+                self.log.skip(cat.name, f"its folder {cat} holds no {self.view} (top view) images")
         return samples
 
     def _view_images(self, folder: Path) -> list[Path]:

@@ -61,11 +61,28 @@ def test_corrupt_image_is_reported_naming_the_file(mvtec):
     assert [t for t in error_texts(report) if "unreadable image" in t and "bottle/test/good/001.png" in t]
 
 
-def test_truncated_pixel_data_needs_the_deep_check(mvtec):
-    target = mvtec / "bottle" / "test" / "good" / "000.png"
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_file_cut_short_is_found_from_its_last_bytes_without_the_deep_check(tmp_path, suffix):
+    root = ft.make_mvtec(tmp_path / "mvtec", ext=suffix)
+    target = root / "bottle" / "test" / "good" / f"000{suffix}"
     ft.save(target, ft.pixels("big", (256, 256)))
     data = target.read_bytes()
-    target.write_bytes(data[: len(data) // 2])  # header intact, pixel data cut short
+    target.write_bytes(data[: len(data) // 2])  # header intact, pixel data and end marker cut off
+    report = check_dataset("mvtec", root)
+    marker = "PNG" if suffix == ".png" else "JPEG"
+    assert not report.usable
+    assert [t for t in error_texts(report)] == [
+        f"{target}: image file is cut short: no {marker} end marker in its last bytes. "
+        "Fix: replace it with a good copy from the archive"]
+
+
+def test_damage_inside_complete_pixel_data_needs_the_deep_check(mvtec):
+    target = mvtec / "bottle" / "test" / "good" / "000.png"
+    ft.save(target, ft.pixels("big", (256, 256)))
+    data = bytearray(target.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)  # the end marker stays: only decoding finds it
+    target.write_bytes(bytes(data))
     assert check_dataset("mvtec", mvtec).usable
     deep = check_dataset("mvtec", mvtec, deep=True)
     assert any("bottle/test/good/000.png" in t for t in error_texts(deep))
@@ -82,7 +99,8 @@ def test_wrong_folder_names_are_reported(mvtec):
 def test_mask_of_the_wrong_size_is_reported(mvtec):
     ft.save(mvtec / "bottle" / "ground_truth" / "crack" / "000_mask.png", ft.mask_pixels((16, 16), (0, 0, 4, 4)))
     texts = error_texts(check_dataset("mvtec", mvtec))
-    assert any("crack/000_mask.png: mask is 16x16 but its image 000.png is 32x32" in t for t in texts)
+    image = mvtec / "bottle" / "test" / "crack" / "000.png"
+    assert any(f"crack/000_mask.png: mask is 16x16 but its image {image} is 32x32" in t for t in texts)
 
 
 def test_absent_dataset_is_unusable_with_a_fix(tmp_path):
