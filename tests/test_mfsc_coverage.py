@@ -87,3 +87,15 @@ def test_shipped_files_are_canonical_json():
     for path in shipped_dir().glob("*/*.json"):
         captions = read_captions(path)
         assert json.loads(path.read_text()) == captions.to_dict(), path
+
+
+def test_shipped_texts_fit_clip_context_with_room_for_prompt_tokens():
+    """CLIP reads 77 tokens; prompts add learnable context words and defect phrases around each caption."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    tokenizer = SimpleTokenizer()
+    for path in shipped_dir().glob("*/*.json"):
+        captions = read_captions(path)
+        texts = [captions.summary, captions.foreground_view.relation, *captions.component_view.captions]
+        longest = max(len(tokenizer.encode(t)) for t in texts)
+        assert longest <= 50, (path, longest)
