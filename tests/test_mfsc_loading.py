@@ -51,6 +51,11 @@ def test_missing_captions_name_the_folders_and_the_command(tmp_path):
     assert (args.dataset, args.category, str(args.out)) == ("mvtec", "teapot", str(tmp_path))
 
 
+def test_a_user_folder_that_does_not_exist_is_an_error(tmp_path):
+    with pytest.raises(CaptionsError, match=rf"^captions folder {tmp_path / 'typo'} does not exist; fix captions_dir"):
+        load_captions("synthetic", "nut", tmp_path / "typo")
+
+
 def test_missing_without_a_user_folder_names_a_placeholder():
     with pytest.raises(MissingCaptionsError, match=r"--out DIR' .* --set captions_dir=DIR$"):
         load_captions("visa", "teapot")

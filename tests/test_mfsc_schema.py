@@ -192,5 +192,5 @@ def test_answer_schema_drops_only_the_caller_fields():
 
 
 def test_non_object_is_rejected():
-    with pytest.raises(CaptionsError, match="^x.json: expected a JSON object"):
+    with pytest.raises(CaptionsError, match="^x.json: expected a JSON object with the MFSC fields, got an array$"):
         validate(["not", "an", "object"], "x.json")

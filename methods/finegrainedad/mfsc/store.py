@@ -37,8 +37,11 @@ def load_captions(dataset: str, category: str, folder: Path | str | None = None)
     """The captions of ``dataset``/``category``: from ``folder`` when it holds them, else the shipped data.
 
     Raises :class:`MissingCaptionsError` naming the folders looked in and the command that generates the
-    file, and :class:`CaptionsError` when the file found is not valid.
+    file, and :class:`CaptionsError` when ``folder`` does not exist or the file found is not valid.
     """
+    if folder and not Path(folder).expanduser().is_dir():
+        raise CaptionsError(f"captions folder {folder} does not exist; fix captions_dir or write captions into it "
+                            f"with '{generate_command(dataset, category, folder)}'")
     folders = ([Path(folder).expanduser()] if folder else []) + [shipped_dir()]
     for base in folders:
         path = caption_path(base, dataset, category)

@@ -70,7 +70,7 @@ def validate(data: Any, where: str) -> MFSCCaptions:
 def check(data: Any, where: str, *, answer: bool = False) -> None:
     """Raise :class:`CaptionsError` unless ``data`` follows the schema (the answer schema when ``answer``)."""
     if not isinstance(data, dict):
-        raise CaptionsError(f"{where}: expected a JSON object with the MFSC fields, got {type(data).__name__}")
+        raise CaptionsError(f"{where}: expected a JSON object with the MFSC fields, got {_JSON_TYPES.get(type(data), type(data).__name__)}")
     error = jsonschema.exceptions.best_match(_validator("answer" if answer else "file").iter_errors(data))
     if error is not None:
         raise CaptionsError(f"{where}: {_field(error.absolute_path)}: {_problem(error)}")
