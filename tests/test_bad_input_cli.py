@@ -19,7 +19,6 @@ from zsadbench.cli.main import build_parser, main
     (["run", "-m", "winclip", "--eval-size", "100000"], "--eval-size", "100000"),
     (["run", "-m", "winclip", "--batch-size", "0"], "--batch-size", "0"),
     (["run", "-m", "winclip", "--workers", "1000"], "--workers", "1000"),
-    (["run", "-m", "winclip", "--save-map-size", "99999"], "--save-map-size", "99999"),
     (["table", "--digits", "40"], "--digits", "40"),
     (["data", "check", "--max-problems", "-1"], "--max-problems", "-1"),
 ])

@@ -13,7 +13,6 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "--seeds": (0, INT_MAX),
     "--shots": (0, 64),
     "--eval-size": (8, 4096),
-    "--save-map-size": (8, 4096),
     "--batch-size": (1, 4096),
     "--workers": (1, 256),
     "--digits": (1, 6),
