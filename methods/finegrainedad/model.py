@@ -19,6 +19,20 @@ from .mllp import COMPONENT_ATTRIBUTES, level_names, mllp_texts
 from .queryformer import QueryFormer, query_loss
 
 
+def token_wise_scores(z: torch.Tensor, normal: torch.Tensor, abnormal: torch.Tensor, intrinsic: torch.Tensor,
+                      scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dynamic token-wise inference: each token ``z [B, N, D]`` takes the level whose intrinsic representation
+    (``[L, D]``) is most similar and is scored with that level's anchors (``normal``/``abnormal`` ``[L, D]``).
+    Returns the scores ``[B, N]`` and the chosen levels ``[B, N]``."""
+    pick = (z @ F.normalize(intrinsic, dim=-1).T).argmax(dim=-1)
+    return text_score(z, normal[pick], abnormal[pick], scale), pick
+
+
+def image_reweighted(text: torch.Tensor, image_level: torch.Tensor) -> torch.Tensor:
+    """Eq. 6: token scores ``[B, N]`` times ``N · softmax`` over the tokens of the image-level scores (mean weight 1)."""
+    return text * image_level.shape[1] * image_level.softmax(dim=1)
+
+
 class AttributeMixer(nn.Module):
     """Attr-MoE: ``component + Σ_a sigmoid(w_a) · mean(attribute a)``, with separate weights for normal and
     abnormal prompts (``logits [2, A]``); features are raw text features."""
@@ -144,16 +158,13 @@ class FineGrainedADHead(nn.Module):
         z = query.patches
         stats: dict[str, torch.Tensor] = {}
         if cfg.token_wise:
-            intrinsic = F.normalize(self.query(normal, abnormal), dim=-1)
-            pick = (z @ intrinsic.T).argmax(dim=-1)  # [B, N]: each token's level
-            text = text_score(z, normal[pick], abnormal[pick], self.scale)
+            text, pick = token_wise_scores(z, normal, abnormal, self.query(normal, abnormal), self.scale)
             counts = torch.bincount(pick.flatten().cpu(), minlength=len(self.levels))
             stats = {f"tokens_{name}": counts[i] for i, name in enumerate(self.levels)}
         else:
             text = torch.stack([text_score(z, normal[i], abnormal[i], self.scale) for i in range(len(self.levels))]).mean(0)
         if cfg.image_reweight:
-            image_level = text_score(z, normal[0], abnormal[0], self.scale)
-            text = text * image_level.shape[1] * image_level.softmax(dim=1)
+            text = image_reweighted(text, text_score(z, normal[0], abnormal[0], self.scale))
         cls_group = self.cls()["image"] if self.cls is not None else levels["image"]
         return Scores(
             text=text,
