@@ -15,6 +15,8 @@ from .options import apply_int_ranges
 COMMANDS = {
     "run": ("zsadbench.cli.run", "evaluate methods on datasets (resumable; results go to --out)"),
     "table": ("zsadbench.cli.table", "render the results of an output folder as a leaderboard table"),
+    "plot": ("zsadbench.cli.plot", "draw figures (scale-wise, expert usage, few-shot curves) from an output folder"),
+    "viz": ("zsadbench.cli.viz", "image / ground truth / anomaly-map galleries and an HTML page from an output folder"),
     "list": ("zsadbench.cli.listing", "list the available methods and datasets and where each comes from"),
     "data": ("zsadbench.cli.data", "check dataset trees and export AnomalyCLIP meta.json files"),
     "captions": ("zsadbench.cli.captions", "generate and check the MFSC captions FineGrainedAD reads"),
