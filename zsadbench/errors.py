@@ -36,3 +36,7 @@ class NotFittedError(MethodError):
 
 class MetricError(ZsadError, ValueError):
     """Inputs a metric cannot be computed on (shape mismatch, NaN/inf scores, empty arrays, bad options)."""
+
+
+class StoreError(ZsadError):
+    """A results folder that cannot be read or written (corrupt or foreign store, full disk)."""

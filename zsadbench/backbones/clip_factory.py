@@ -13,6 +13,7 @@ import torch
 from zsadbench.errors import ConfigError, WeightsError
 
 from .clip import OPENAI_MEAN, OPENAI_STD, ClipBackbone, check_arch
+from .seeding import seeded_init
 from .weights import (
     OPENCLIP_URL_CACHE,
     WeightsInfo,
@@ -41,7 +42,7 @@ def create_clip(
 
     ``name`` is an open_clip architecture (``ViT-L-14-336``, ``ViT-L-14-336-quickgelu``,
     ``ViT-B-16-plus-240``, ``ViT-B-16``) or a tiny test configuration (``zsad-tiny-16-240``,
-    ``zsad-tiny-14-336``). ``pretrained`` is ``none`` (random, seeded by the caller's torch seed), a tag
+    ``zsad-tiny-14-336``). ``pretrained`` is ``none`` (random, seeded from the architecture name), a tag
     (``openai``, ``laion400m_e31``, ``laion400m_e32``) or a checkpoint path. OpenAI weights (the ``openai``
     tag, a TorchScript archive from OpenAI, or a file whose sha256 is a known OpenAI one) are loaded into the
     ``-quickgelu`` variant of the architecture, which :attr:`ClipBackbone.name` then reports.
@@ -52,7 +53,8 @@ def create_clip(
     tag = "none" if tag.lower() == "none" else tag
     path, digest, openai_format = _resolve(name, tag)
     arch = _quickgelu_arch(name) if openai_format else name
-    model = _build_quietly(arch)
+    with seeded_init(arch):
+        model = _build_quietly(arch)
     if path is not None:
         _load_weights(model, path, arch)
     model.eval()

@@ -18,6 +18,7 @@ from timm.layers import Attention
 
 from zsadbench.errors import ConfigError, WeightsError
 
+from .seeding import seeded_init
 from .taps import (
     Intermediates,
     NormalizingBackbone,
@@ -158,7 +159,7 @@ def create_dinov2(
 ) -> Dinov2Backbone:
     """A frozen, eval-mode DINOv2 backbone.
 
-    ``pretrained``: ``none`` (random, seeded by the caller's torch seed), ``lvd142m`` (the official weights,
+    ``pretrained``: ``none`` (random, seeded from the model name), ``lvd142m`` (the official weights,
     from timm's Hugging Face cache or a download), or a checkpoint path (timm's or the original
     ``dinov2_vits14_pretrain.pth`` format). ``image_size`` defaults to 518 (37×37 patches).
     """
@@ -173,7 +174,8 @@ def create_dinov2(
     path = _weights_file(arch, tag) if tag != "none" else None
     try:
         if path is None:
-            model = timm.create_model(arch, pretrained=False, **kwargs)
+            with seeded_init(name):
+                model = timm.create_model(arch, pretrained=False, **kwargs)
         else:
             model = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
     except RuntimeError as exc:

@@ -2,7 +2,7 @@
 
 ``pretrained`` is one of:
 
-- ``"none"``: random initialisation (seeded by the caller's torch seed); results are marked ``random``;
+- ``"none"``: random initialisation (seeded from the model name); results are marked ``random``;
 - a known tag of the architecture (``openai``, ``laion400m_e31``, ``laion400m_e32``, ``lvd142m`` ...): found in
   open_clip's / timm's cache, or downloaded where the network allows;
 - a path to a local file (``.pt``/``.pth``/``.bin``/``.safetensors``; OpenAI's TorchScript archives too); a

@@ -41,9 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan (cells, cached or not) and exit")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE:CLASS",
                         help="load a method or dataset plugin class explicitly (repeatable)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="torch CPU threads, pinned for the run (default: torch's default); results are "
+                             "bitwise reproducible for a given machine and thread count")
     parser.add_argument("--workers", type=positive_int, default=2, metavar="N", help="image loading threads (default: 2)")
-    parser.add_argument("--save-map-size", type=positive_int, default=128, metavar="PX",
-                        help="side of the float16 anomaly maps stored per image (default: 128)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="precision of the frozen backbones' forward passes (bf16 autocast; default: fp32)")
+    parser.add_argument("--support-manifest", type=Path, default=None, metavar="FILE",
+                        help="replay few-shot support draws: a support.jsonl of an earlier run, or a PromptAD/"
+                             "FineGrainedAD seeds_<dataset> folder")
     parser.add_argument("--no-table", action="store_true", help="do not print the results table at the end")
 
 
@@ -89,8 +95,10 @@ def execute(args: argparse.Namespace) -> int:
         aux=args.aux,
         force=args.force,
         overrides=tuple(args.overrides),
-        save_map_size=args.save_map_size,
         workers=args.workers,
+        precision=args.precision,
+        support_manifest=args.support_manifest,
+        threads=args.threads,
     )
     console = Console(stderr=True)
     plan = build_plan(config)
@@ -106,6 +114,13 @@ def execute(args: argparse.Namespace) -> int:
         f"{summary.done} cells computed, {summary.cached} reused from {config.out}, {summary.failed} failed",
         highlight=False,
     )
+    if summary.elsewhere:
+        owners = sorted({owner for _, owner in summary.elsewhere})
+        console.print(
+            f"{len(summary.elsewhere)} cells are being computed by another run ({', '.join(owners)}); "
+            "run the command again when it ends to see them in the table",
+            highlight=False,
+        )
     if not args.no_table and (summary.done or summary.cached):
         from ..store import ResultStore
         from ..tables import make_table

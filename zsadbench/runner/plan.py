@@ -9,7 +9,9 @@ is trained once per (seed, auxiliary set) and reused across datasets; a few-shot
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,10 +40,21 @@ class RunConfig:
     aux: str | None = None
     force: bool = False
     overrides: tuple[tuple[str, str], ...] = ()
-    save_map_size: int = 128
     workers: int = 2
+    precision: str = "fp32"
+    support_manifest: Path | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
+        if self.threads is None:  # pinned for the whole run: results are reproducible for a given thread count
+            import torch
+
+            object.__setattr__(self, "threads", torch.get_num_threads())
+        self._check()
+
+    def _check(self) -> None:
+        if self.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {self.threads}")
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.eval_size < 8:
@@ -50,11 +63,18 @@ class RunConfig:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not self.seeds:
             raise ConfigError("--seeds needs at least one seed")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"--precision must be fp32 or bf16, got {self.precision!r}")
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One stored result: its identity fields hash into ``cell_id``."""
+    """One stored result: its identity fields hash into ``cell_id``.
+
+    Besides the method, config, dataset, category, shots, seed, auxiliary set and evaluation size, the
+    identity holds the method's ``version``, the weights (a local file by its sha256) and a digest of the
+    category's index, so a fixed method, other weights or changed data never reuse an old result.
+    """
 
     method: str
     config_hash: str
@@ -65,6 +85,9 @@ class Cell:
     aux: str
     eval_size: int
     pretrained: str
+    method_version: str = "1"
+    weights_id: str = ""
+    data_digest: str = ""
 
     @property
     def cell_id(self) -> str:
@@ -88,6 +111,12 @@ class FitGroup:
     dataset: str | None = None
     category: str | None = None
     cells: tuple[Cell, ...] = field(default_factory=tuple)
+    variant: str = ""
+
+    @property
+    def spec_key(self) -> str:
+        """The key of this group's method variant in :attr:`Plan.methods`."""
+        return self.variant or self.method
 
 
 def auxiliary_for(dataset: str, protocol: str, forced: str | None = None) -> str:
@@ -105,25 +134,46 @@ def auxiliary_for(dataset: str, protocol: str, forced: str | None = None) -> str
     return second if dataset == first else first
 
 
-def apply_overrides(config: MethodConfig, method: str, overrides: tuple[tuple[str, str], ...]) -> MethodConfig:
-    """Apply ``--set key=value`` / ``--set method.key=value`` overrides that concern ``method``'s config."""
-    fields = set(config.to_dict())
-    chosen: dict[str, Any] = {}
+def override_variants(
+    config: MethodConfig, method: str, overrides: tuple[tuple[str, str], ...]
+) -> list[tuple[dict[str, Any], MethodConfig]]:
+    """The configs that ``--set`` overrides give ``method``: one, or a grid of variants.
+
+    A scalar field given a comma list (``--set experts=3,4,5``) and a tuple field given ``|``-separated lists
+    (``--set perception=1,2,3|1,2,3,4``) expand into variants; the grid is their Cartesian product. Returns
+    ``(grid choices, config)`` pairs; the choices (empty without a grid) label each variant's column.
+    """
+    hints = typing.get_type_hints(type(config))
+    chosen: dict[str, list[str]] = {}
     for key, value in overrides:
         target, _, name = key.rpartition(".")
         if target and target != method:
             continue
-        if name in fields:
-            chosen[name] = value
-        elif target == method:
-            raise ConfigError(f"--set {key}: {method} has no option {name!r}; options: {', '.join(sorted(fields))}")
-    return config.replace(**chosen) if chosen else config
+        if name not in hints:
+            if target == method:
+                options = ", ".join(sorted(config.to_dict()))
+                raise ConfigError(f"--set {key}: {method} has no option {name!r}; options: {options}")
+            continue
+        origin = typing.get_origin(hints[name])
+        separator = "|" if origin in (tuple, list) else ","
+        chosen[name] = [v.strip() for v in value.split(separator)] if separator in value else [value]
+    grid = {name: values for name, values in chosen.items() if len(values) > 1}
+    fixed = {name: values[0] for name, values in chosen.items() if len(values) == 1}
+    variants = []
+    for combo in itertools.product(*grid.values()):
+        choice = dict(zip(grid, combo))
+        merged = {**fixed, **choice}
+        variants.append((choice, config.replace(**merged) if merged else config))
+    return variants
 
 
-def check_overrides_used(configs: dict[str, MethodConfig], overrides: tuple[tuple[str, str], ...]) -> None:
-    """Raise when a ``--set`` key matches no selected method's config."""
+def check_overrides_used(
+    configs: dict[str, MethodConfig], overrides: tuple[tuple[str, str], ...], names: dict[str, str] | None = None
+) -> None:
+    """Raise when a ``--set`` key matches no selected method's config (``names`` maps variant keys to methods)."""
+    names = names or {m: m for m in configs}
     for key, _ in overrides:
         target, _, name = key.rpartition(".")
-        owners = [m for m, c in configs.items() if name in c.to_dict() and (not target or target == m)]
+        owners = [m for m, c in configs.items() if name in c.to_dict() and (not target or target == names[m])]
         if not owners:
             raise ConfigError(f"--set {key}: no selected method has an option {name!r}")

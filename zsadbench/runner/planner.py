@@ -3,26 +3,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from .. import registry
 from ..config import MethodConfig
 from ..errors import ConfigError, DataError
 from ..method import Method
-from .plan import Cell, FitGroup, RunConfig, apply_overrides, auxiliary_for, check_overrides_used
+from ..store.manifest import Draw, DrawKey, load_replay
+from .identity import index_digest, weights_identity
+from .plan import Cell, FitGroup, RunConfig, auxiliary_for, check_overrides_used, override_variants
 from zsadbench.datasets.base import DatasetAdapter
 from zsadbench.datasets.roots import resolve_root
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A selected method: its class, its (overridden) config and display label."""
+    """A selected method variant: its class, its (overridden) config, display label and weights."""
 
     name: str
     cls: type[Method]
     config: MethodConfig
     label: str
     pretrained: str
+    key: str = ""
+    weights_id: str = ""
+
+    @property
+    def version(self) -> str:
+        return str(getattr(self.cls, "version", "1"))
 
 
 @dataclass
@@ -35,21 +42,15 @@ class Plan:
     auxiliaries: dict[str, DatasetAdapter]
     groups: list[FitGroup]
     notes: list[str] = field(default_factory=list)
+    replay: dict[DrawKey, Draw] | None = None
 
     @property
     def cells(self) -> list[Cell]:
         return [c for g in self.groups for c in g.cells]
 
-    def levels_for(self, dataset: str, labels: np.ndarray, has_defect: bool) -> set[str]:
-        """Metric levels that apply to one category: declared by the adapter and defined by the data
-        (image: normal and anomalous images; pixel: at least one defect pixel)."""
-        declared = self.adapters[dataset].metric_levels
-        levels = set()
-        if "image" in declared and 0 < int(labels.sum()) < len(labels):
-            levels.add("image")
-        if "pixel" in declared and has_defect:
-            levels.add("pixel")
-        return levels
+    def spec_of(self, group: FitGroup) -> MethodSpec:
+        """The method variant a fit group runs."""
+        return self.methods[group.spec_key]
 
 
 def _adapter(name: str, data_root) -> DatasetAdapter:
@@ -64,19 +65,33 @@ def _method_specs(config: RunConfig, notes: list[str]) -> dict[str, MethodSpec]:
     for name in config.methods:
         cls = registry.methods().get(name)
         base = cls.config_class()
-        if cls(base, pretrained=config.pretrained).is_random_init and cls.random_init_overrides:
+        if config.pretrained == "none" and cls.random_init_overrides:
             user_set = {key.rpartition(".")[2] for key, _ in config.overrides if key.rpartition(".")[0] in ("", name)}
             demo = {k: v for k, v in cls.random_init_overrides.items() if k not in user_set}
             if demo:
                 base = base.replace(**demo)
                 shown = ", ".join(f"{k}={v}" for k, v in demo.items())
                 notes.append(f"{name} with random weights runs its demo configuration ({shown}); --set KEY=VALUE changes it")
-        method_config = apply_overrides(base, name, config.overrides)
-        tag = cls(method_config, pretrained=config.pretrained).pretrained_tag
         label = getattr(cls, "label", "") or cls.__name__
-        specs[name] = MethodSpec(name, cls, method_config, label, tag)
-    check_overrides_used({n: s.config for n, s in specs.items()}, config.overrides)
+        variants = override_variants(base, name, config.overrides)
+        for choice, method_config in variants:
+            suffix = ",".join(f"{k}={v}" for k, v in choice.items())
+            key = f"{name}[{suffix}]" if suffix else name
+            tag = _pretrained_tag(cls, method_config, config.pretrained)
+            specs[key] = MethodSpec(
+                name, cls, method_config, f"{label} [{suffix}]" if suffix else label, tag, key, weights_identity(tag)
+            )
+    check_overrides_used({n: s.config for n, s in specs.items()}, config.overrides, {n: s.name for n, s in specs.items()})
     return specs
+
+
+def _pretrained_tag(cls: type[Method], config: MethodConfig, pretrained: str) -> str:
+    """The weights a method will ask for, without building it (a plugin whose ``__init__`` raises fails its
+    cells later, not the plan)."""
+    try:
+        return cls(config, pretrained=pretrained).pretrained_tag
+    except Exception:  # noqa: BLE001
+        return cls.default_pretrained if pretrained in ("default", "") else pretrained
 
 
 def _shots_for(spec: MethodSpec, requested: tuple[int, ...] | None, notes: list[str]) -> list[int]:
@@ -103,6 +118,10 @@ def build_plan(config: RunConfig) -> Plan:
     notes: list[str] = []
     methods = _method_specs(config, notes)
     adapters = {name: _adapter(name, config.data_root) for name in config.datasets}
+    for name, adapter in adapters.items():
+        for category, reason in sorted(getattr(adapter, "skipped", {}).items()):
+            notes.append(f"{name}/{category}: skipped ({reason})")
+    replay = load_replay(config.support_manifest) if config.support_manifest else None
     groups: list[FitGroup] = []
     auxiliaries: dict[str, DatasetAdapter] = {}
     for spec in methods.values():
@@ -112,11 +131,18 @@ def build_plan(config: RunConfig) -> Plan:
                 groups.extend(_groups(spec, shots, seed, adapters, auxiliaries, config, notes))
     if not groups:
         raise ConfigError("the plan is empty: " + ("; ".join(notes) or "nothing to run"))
-    return Plan(config, methods, adapters, auxiliaries, groups, notes)
+    return Plan(config, methods, adapters, auxiliaries, groups, notes, replay)
 
 
-def _cell(spec: MethodSpec, dataset: str, category: str, shots: int, seed: int, aux: str, config: RunConfig) -> Cell:
-    return Cell(spec.name, spec.config.config_hash(), dataset, category, shots, seed, aux, config.eval_size, spec.pretrained)
+def _cell(spec: MethodSpec, adapters, dataset: str, category: str, shots: int, seed: int, aux: str, config: RunConfig) -> Cell:
+    adapter = adapters[dataset]
+    samples = adapter.select("test", category)
+    if shots > 0:
+        samples = samples + adapter.select("train", category, 0)
+    return Cell(
+        spec.name, spec.config.config_hash(), dataset, category, shots, seed, aux, config.eval_size, spec.pretrained,
+        spec.version, spec.weights_id, index_digest(samples, adapter.root),
+    )
 
 
 def _groups(spec, shots, seed, adapters, auxiliaries, config, notes) -> list[FitGroup]:
@@ -128,12 +154,12 @@ def _groups(spec, shots, seed, adapters, auxiliaries, config, notes) -> list[Fit
                 if available < shots:
                     notes.append(f"{name}/{category}: {available} normal training images, too few for {shots}-shot: skipped")
                     continue
-                cell = _cell(spec, name, category, shots, seed, "", config)
-                groups.append(FitGroup(spec.name, seed, shots, "", name, category, (cell,)))
+                cell = _cell(spec, adapters, name, category, shots, seed, "", config)
+                groups.append(FitGroup(spec.name, seed, shots, "", name, category, (cell,), spec.key))
         return groups
     if not spec.cls.trains_on_auxiliary:
-        cells = tuple(_cell(spec, n, c, 0, seed, "", config) for n, a in adapters.items() for c in a.categories())
-        return [FitGroup(spec.name, seed, 0, "", cells=cells)]
+        cells = tuple(_cell(spec, adapters, n, c, 0, seed, "", config) for n, a in adapters.items() for c in a.categories())
+        return [FitGroup(spec.name, seed, 0, "", cells=cells, variant=spec.key)]
     by_aux: dict[str, list[Cell]] = {}
     for name, adapter in adapters.items():
         aux = auxiliary_for(name, config.protocol, config.aux)
@@ -144,5 +170,5 @@ def _groups(spec, shots, seed, adapters, auxiliaries, config, notes) -> list[Fit
                 auxiliaries[aux] = _adapter(aux, config.data_root)
             except DataError as exc:
                 raise DataError(f"{spec.name} trains on the auxiliary dataset {aux!r} to evaluate {name!r}: {exc}") from exc
-        by_aux.setdefault(aux, []).extend(_cell(spec, name, c, 0, seed, aux, config) for c in adapter.categories())
-    return [FitGroup(spec.name, seed, 0, aux, cells=tuple(cells)) for aux, cells in by_aux.items()]
+        by_aux.setdefault(aux, []).extend(_cell(spec, adapters, name, c, 0, seed, aux, config) for c in adapter.categories())
+    return [FitGroup(spec.name, seed, 0, aux, cells=tuple(cells), variant=spec.key) for aux, cells in by_aux.items()]

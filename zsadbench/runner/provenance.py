@@ -52,11 +52,37 @@ def device_name(device: str) -> str:
     return f"{platform.processor() or platform.machine()} ({dev.type})"
 
 
-def peak_memory_mb(device: str) -> dict[str, float]:
-    """Peak resident memory of this process and, on CUDA, peak allocated device memory (MiB)."""
-    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    scale = 1 / 1024 if sys.platform != "darwin" else 1 / (1024 * 1024)
-    peak = {"host_rss_mb": round(rss_kb * scale, 1)}
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def reset_peak_memory(device: str) -> None:
+    """Start a new peak-memory window (per cell): the resident-set high-water mark on Linux (``clear_refs``)
+    and torch's CUDA peak counters."""
+    try:
+        _CLEAR_REFS.write_text("5")
+    except OSError:
+        pass
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
-        peak["cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
+
+
+def _host_peak_mb() -> float:
+    """Peak resident memory since the last :func:`reset_peak_memory` (Linux), else since the process began."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(rss / 1024 if sys.platform != "darwin" else rss / 2**20, 1)
+
+
+def peak_memory_mb(device: str) -> dict[str, float]:
+    """Peak resident memory of this process and, on CUDA, peak allocated device memory (MiB), over the window
+    opened by :func:`reset_peak_memory`."""
+    peak = {"host_rss_mb": _host_peak_mb()}
+    if torch.device(device).type == "cuda" and torch.cuda.is_available():
+        peak["cuda_mb"] = round(torch.cuda.max_memory_allocated(torch.device(device)) / 2**20, 1)
     return peak

@@ -2,18 +2,25 @@
 
 Layout of an output folder ``OUT``::
 
-    OUT/results.sqlite            one row per cell (identity, metrics, provenance, status)
-    OUT/cells/<cell_id>.npz       per-image scores, labels and downsampled float16 maps/masks
-    OUT/manifests/support.jsonl   the few-shot support images drawn for every cell
+    OUT/results.sqlite            one row per cell (identity, metrics, provenance, status), plus cell leases
+    OUT/cells/<cell_id>.npz       per-image scores, labels, maps and masks at the evaluation size (see artifacts.py)
+    OUT/manifests/support.jsonl   the few-shot support images drawn for every cell, one record per draw
     OUT/cache/states/<key>.pt     trained method states, reused across datasets and runs
+    OUT/cache/checkpoints/<key>/  per-epoch checkpoints of a training in flight
+    OUT/cache/features/           frozen backbone outputs, per image
 
 Every write is atomic: artifacts go to a temporary file that is renamed into place, and the row is
-inserted last in its own transaction, so an interrupted run loses at most the cell in flight.
+inserted last in its own transaction, so an interrupted run loses at most the cell in flight. The database
+runs in WAL mode with a busy timeout, and a cell is computed under a lease, so two runs on one folder
+neither corrupt it nor compute a cell twice.
 """
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -25,15 +32,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from .files import atomic_write_bytes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+BUSY_TIMEOUT_S = 60.0
 
 _COLUMNS = {
     "cell_id": "TEXT PRIMARY KEY",
     "method": "TEXT NOT NULL",
     "method_label": "TEXT NOT NULL",
+    "method_version": "TEXT NOT NULL",
     "config_hash": "TEXT NOT NULL",
     "config_json": "TEXT NOT NULL",
     "dataset": "TEXT NOT NULL",
@@ -45,6 +54,8 @@ _COLUMNS = {
     "aux": "TEXT NOT NULL",
     "eval_size": "INTEGER NOT NULL",
     "pretrained": "TEXT NOT NULL",
+    "weights_id": "TEXT NOT NULL",
+    "data_digest": "TEXT NOT NULL",
     "random_init": "INTEGER NOT NULL",
     "status": "TEXT NOT NULL",
     "metrics_json": "TEXT NOT NULL",
@@ -79,30 +90,131 @@ class StoredCell:
     provenance: dict[str, Any]
     error: str | None = None
     artifact: str | None = None
+    method_version: str = "1"
+    weights_id: str = ""
+    data_digest: str = ""
+
+    def record(self) -> dict[str, Any]:
+        """The row as JSON-able values (what an artifact embeds so the store can be rebuilt from it)."""
+        return {
+            **{k: getattr(self, k) for k in _COLUMNS if hasattr(self, k)},
+            "random_init": bool(self.random_init),
+            "metrics": {k: _json_float(v) for k, v in self.metrics.items()},
+            "provenance": self.provenance,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "StoredCell":
+        fields = {k: record[k] for k in _COLUMNS if k in record and k != "created_at"}
+        metrics = {k: (float("nan") if v is None else float(v)) for k, v in record.get("metrics", {}).items()}
+        return cls(**fields, metrics=metrics, provenance=record.get("provenance", {}))
+
+
+def owner_id() -> str:
+    """This process, as a lease owner: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine: trusted until its lease expires
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
 
 
 class ResultStore:
     """The results of every cell run into one output folder."""
 
+    #: A lease older than this is taken over even if its owner looks alive (a machine that went away).
+    lease_ttl_s: float = 24 * 3600.0
+
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
         self.db_path = self.out / "results.sqlite"
+        self._checked = False
 
     # -- connection -------------------------------------------------------------------------------
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.out.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.db_path, timeout=30)
+    def _connect(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        with self.writing(self.db_path):
+            self.out.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            try:
+                try:
+                    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    if not self._checked:
+                        self._prepare(conn)
+                    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+                except sqlite3.DatabaseError as exc:
+                    if isinstance(exc, sqlite3.OperationalError) and "full" not in str(exc):
+                        raise
+                    raise self._corrupt(exc) from exc
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                conn.close()
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" in tables:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            found = int(row[0]) if row else 0
+            if found != SCHEMA_VERSION:
+                newer = found > SCHEMA_VERSION
+                raise StoreError(
+                    f"{self.db_path} has store schema {found}, this zsadbench reads schema {SCHEMA_VERSION}: "
+                    + ("upgrade zsadbench to read it, or use another --out"
+                       if newer else "its cells predate method versions and data digests; use a new --out (or move "
+                       "the folder aside) and rerun, the cells are recomputed")
+                )
+        elif tables:
+            raise StoreError(f"{self.db_path} is an SQLite file but not a zsadbench store; use another --out")
+        cols = ", ".join(f"{k} {v}" for k, v in _COLUMNS.items())
+        conn.execute(f"CREATE TABLE IF NOT EXISTS cells ({cols})")
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS leases (cell_id TEXT PRIMARY KEY, owner TEXT NOT NULL, acquired REAL NOT NULL)"
+        )
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._checked = True
+
+    def _corrupt(self, exc: Exception) -> StoreError:
+        return StoreError(
+            f"{self.db_path} cannot be read ({exc}); move it aside (mv {self.db_path} {self.db_path}.broken) and run "
+            f"`zsadbench rescore --out {self.out} --rebuild` to rebuild it from {self.out / 'cells'}"
+        )
+
+    @contextmanager
+    def writing(self, path: Path) -> Iterator[None]:
+        """Turn a full disk while writing ``path`` into one :class:`StoreError` naming the folder."""
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            cols = ", ".join(f"{k} {v}" for k, v in _COLUMNS.items())
-            conn.execute(f"CREATE TABLE IF NOT EXISTS cells ({cols})")
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            yield conn
-            conn.commit()
-        finally:
-            conn.close()
+            yield
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise self._full(path) from exc
+            raise
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise self._full(path) from exc
+            raise
+
+    def _full(self, path: Path) -> StoreError:
+        return StoreError(
+            f"no space left on the device writing {path}: free space in {path.parent} (or pass another --out) and "
+            "run the same command again; every finished cell is kept"
+        )
 
     def exists(self) -> bool:
         return self.db_path.is_file()
@@ -115,8 +227,10 @@ class ResultStore:
         with self._connect() as conn:
             return {row[0] for row in conn.execute("SELECT cell_id FROM cells WHERE status = 'ok'")}
 
-    def put(self, cell: StoredCell) -> None:
-        """Insert or replace one cell's row, in one transaction."""
+    def put(self, cell: StoredCell) -> bool:
+        """Insert or replace one cell's row, in one transaction. A failure never replaces a stored success
+        (``--force`` recomputing a good cell that then fails keeps the good result); returns whether the row
+        was written."""
         row = {
             **{k: getattr(cell, k) for k in _COLUMNS if hasattr(cell, k)},
             "random_init": int(cell.random_init),
@@ -125,11 +239,15 @@ class ResultStore:
             "created_at": time.time(),
         }
         names = list(_COLUMNS)
+        updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "cell_id")
         with self._connect() as conn:
-            conn.execute(
-                f"INSERT OR REPLACE INTO cells ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            cursor = conn.execute(
+                f"INSERT INTO cells ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+                f"ON CONFLICT(cell_id) DO UPDATE SET {updates} "
+                "WHERE cells.status != 'ok' OR excluded.status = 'ok'",
                 [row[n] for n in names],
             )
+            return cursor.rowcount > 0
 
     def rows(self) -> list[StoredCell]:
         """Every stored cell."""
@@ -156,9 +274,31 @@ class ResultStore:
         records = []
         for cell in rows:
             record = {k: getattr(cell, k) for k in _COLUMNS if hasattr(cell, k)}
+            record["protocol"] = cell.provenance.get("protocol", "")
             record.update(cell.metrics)
             records.append(record)
         return pd.DataFrame.from_records(records)
+
+    # -- leases -----------------------------------------------------------------------------------
+    def acquire(self, cell_id: str, *, force: bool = False) -> str | None:
+        """Take the lease of ``cell_id`` for this process. Returns ``None`` when taken, or why not:
+        ``"done"`` (already stored, unless ``force``) or the owner of a live lease."""
+        me = owner_id()
+        with self._connect(immediate=True) as conn:
+            if not force and conn.execute(
+                "SELECT 1 FROM cells WHERE cell_id = ? AND status = 'ok'", (cell_id,)
+            ).fetchone():
+                return "done"
+            held = conn.execute("SELECT owner, acquired FROM leases WHERE cell_id = ?", (cell_id,)).fetchone()
+            if held and held[0] != me and _owner_alive(held[0]) and time.time() - held[1] < self.lease_ttl_s:
+                return held[0]
+            conn.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?)", (cell_id, me, time.time()))
+        return None
+
+    def release(self, cell_id: str) -> None:
+        """Give back this process's lease of ``cell_id`` (if it holds it)."""
+        with self._connect() as conn:
+            conn.execute("DELETE FROM leases WHERE cell_id = ? AND owner = ?", (cell_id, owner_id()))
 
     # -- artifacts --------------------------------------------------------------------------------
     def artifact_path(self, cell_id: str) -> Path:
@@ -166,29 +306,39 @@ class ResultStore:
 
     def save_artifact(self, cell_id: str, arrays: dict[str, np.ndarray]) -> str:
         """Save per-image arrays of a cell atomically; returns the path relative to the output folder."""
-        import io
-
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         path = self.artifact_path(cell_id)
-        atomic_write_bytes(path, buffer.getvalue())
+        with self.writing(path):
+            atomic_write_bytes(path, buffer.getvalue())
         return str(path.relative_to(self.out))
 
     def load_artifact(self, cell_id: str) -> dict[str, np.ndarray]:
-        with np.load(self.artifact_path(cell_id), allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        """The raw arrays of a cell's artifact (see :func:`load_cell_arrays` for decoded maps and masks)."""
+        path = self.artifact_path(cell_id)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except FileNotFoundError:
+            raise StoreError(f"{path} is missing: the cell's per-image results are gone; rerun with --force") from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise StoreError(f"{path} cannot be read ({exc}); delete it and rerun the cell with --force") from exc
+
+    def load_cell_arrays(self, cell_id: str) -> dict[str, np.ndarray]:
+        """A cell's per-image results at the evaluation size: ``image_keys``, ``pred_score``, ``gt_label``,
+        ``anomaly_map`` float32 ``[N,S,S]`` and ``gt_mask`` bool ``[N,S,S]``."""
+        from .artifacts import decode
+
+        return decode(self.load_artifact(cell_id))
 
     def state_path(self, key: str) -> Path:
         return self.out / "cache" / "states" / f"{key}.pt"
 
-    def append_manifest(self, record: dict[str, Any]) -> None:
-        """Append one few-shot support record to ``manifests/support.jsonl`` (one JSON object per line)."""
-        path = self.out / "manifests" / "support.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    def checkpoint_dir(self, key: str) -> Path:
+        return self.out / "cache" / "checkpoints" / key
+
+    def feature_dir(self) -> Path:
+        return self.out / "cache" / "features"
 
 
 def _json_float(value: float) -> float | None:

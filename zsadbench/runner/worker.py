@@ -1,0 +1,293 @@
+"""Computing the cells of one fit group: fit a fresh method, predict every cell, score it.
+
+This is the part of a run that may execute away from the results store (on a Ray worker, for instance): it
+reads the data and the output folder's caches (trained states, checkpoints, features) and returns one
+:class:`CellOutcome` per cell; only the driver writes rows into ``results.sqlite``.
+
+Every cell is a pure function of its identity: the method instance is new for each fit group, the global
+generators are seeded from the group's seed before fitting and from the cell's seed before predicting, and
+random-init backbones are seeded from their model name. A trained method is always evaluated from its
+stored state, whether it was trained a moment ago or loaded from an earlier run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..backbones.feature_cache import FeatureCache
+from ..errors import DataError, MethodError, StoreError, WeightsError, ZsadError
+from ..method import FitData, Method
+from ..metrics import METRICS, MetricAccumulator, UndefinedMetricWarning
+from ..store.artifacts import dequantize, quantize
+from ..store.checkpoints import EpochCheckpoints
+from ..store.files import atomic_write_bytes
+from ..types import Batch
+from .identity import index_digest
+from .loading import ImageSet
+from .plan import Cell, FitGroup
+from .planner import MethodSpec, Plan
+from .provenance import device_name, environment, peak_memory_mb, reset_peak_memory
+from .support import draw_support, relative_key
+
+Step = Callable[[str, float], None]
+
+
+@dataclass
+class CellOutcome:
+    """What computing one cell gave: metrics, provenance and per-image arrays, or an error."""
+
+    cell: Cell
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] | None = None
+    error: str | None = None
+    support: dict[str, Any] | None = None
+
+
+#: Errors that concern every cell of a run: they stop it with one message instead of failing cells.
+FATAL = (KeyboardInterrupt, WeightsError, StoreError)
+
+
+def seed_everything(seed: int, threads: int | None = None) -> None:
+    """Seed Python's, NumPy's and torch's global generators and, with ``threads``, pin torch's intra-op thread
+    count (float reductions depend on it, and libraries such as Numba's OpenMP layer may change it)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def levels_for(declared: set[str] | tuple[str, ...], labels: np.ndarray, has_defect: bool) -> set[str]:
+    """Metric levels that apply to one category: declared by the adapter and defined by the data
+    (image: normal and anomalous images; pixel: at least one defect pixel)."""
+    levels = set()
+    if "image" in declared and 0 < int(labels.sum()) < len(labels):
+        levels.add("image")
+    if "pixel" in declared and has_defect:
+        levels.add("pixel")
+    return levels
+
+
+def compute_group(
+    plan: Plan, group: FitGroup, cells: list[Cell], out: Path, step: Step = lambda message, fraction: None
+) -> Iterator[CellOutcome]:
+    """Fit the group's method once and yield the outcome of each of ``cells`` as soon as it is scored.
+    A failing fit fails every cell; a failing cell fails alone."""
+    spec = plan.spec_of(group)
+    try:
+        method, fit_info, support = _fitted_method(plan, spec, group, out, step)
+    except FATAL:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a failing fit fails its cells, the sweep goes on
+        for cell in cells:
+            yield failure(cell, exc, spec)
+        return
+    for cell in cells:
+        try:
+            yield _run_cell(plan, method, cell, fit_info, step, support)
+        except FATAL:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            yield failure(cell, exc, spec)
+
+
+def failure(cell: Cell, exc: BaseException, spec: MethodSpec | None = None) -> CellOutcome:
+    """The outcome of a cell that raised: its message names the plugin class for errors from the method."""
+    message = str(exc) if isinstance(exc, ZsadError) else f"{type(exc).__name__}: {exc}"
+    if spec is not None and not isinstance(exc, DataError):
+        message = f"{cell.method} ({spec.cls.__module__}.{spec.cls.__qualname__}): {message}"
+    provenance = {"environment": environment(), "traceback": traceback.format_exc(limit=8)}
+    return CellOutcome(cell, "failed", provenance=provenance, error=message)
+
+
+def new_method(plan: Plan, spec: MethodSpec) -> Method:
+    """A fresh instance of a method variant, set up, on the run's device and precision."""
+    config = plan.config
+    extra = {"precision": config.precision} if config.precision != "fp32" else {}
+    method = spec.cls(spec.config, pretrained=config.pretrained, device=config.device, **extra)
+    method.setup()
+    return method
+
+
+# -- fitting -------------------------------------------------------------------------------------
+def _fitted_method(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, step: Step):
+    config = plan.config
+    seed_everything(group.seed, config.threads)
+    step(f"{spec.key}: building model", 0.0)
+    method = new_method(plan, spec)
+    info: dict[str, Any] = {"weights": method.weights_info()}
+    support = None
+    if group.shots > 0:
+        adapter = plan.adapters[group.dataset]
+        drawn = draw_support(
+            adapter.select("train", group.category, 0), group.dataset, group.category, group.shots, group.seed,
+            root=adapter.root, replay=plan.replay,
+        )
+        files = [relative_key(s, adapter.root) for s in drawn]
+        support = {"dataset": group.dataset, "category": group.category, "shots": group.shots, "seed": group.seed,
+                   "files": files}
+        images = ImageSet(adapter, drawn, method.input_size, method.input_size, config.workers)
+        method.fit(FitData("support", images.batches, len(images), group.dataset, group.category, group.shots,
+                           group.seed, features=FeatureCache(None)))
+        info["support"] = files
+    elif spec.cls.trains_on_auxiliary:
+        state, state_info = _trained_state(plan, spec, group, method, out, step)
+        seed_everything(group.seed, config.threads)
+        method = new_method(plan, spec)
+        method.load_state_dict(state)
+        info.update(state_info)
+    else:
+        method.fit(FitData("none", seed=group.seed))
+    return method, info, support
+
+
+def state_key(plan: Plan, spec: MethodSpec, group: FitGroup) -> str:
+    """The trained-state key: method, version, config, weights, auxiliary set and its index, seed."""
+    aux = plan.auxiliaries[group.aux]
+    fields = {
+        "method": spec.name,
+        "version": spec.version,
+        "config": spec.config.config_hash(),
+        "weights": spec.weights_id,
+        "aux": group.aux,
+        "aux_index": index_digest(aux.select("test"), aux.root),
+        "seed": group.seed,
+    }
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _trained_state(plan: Plan, spec: MethodSpec, group: FitGroup, method: Method, out: Path, step: Step):
+    config = plan.config
+    key = state_key(plan, spec, group)
+    path = out / "cache" / "states" / f"{key}.pt"
+    checkpoints = EpochCheckpoints(out / "cache" / "checkpoints" / key)
+    if path.is_file() and not config.force:
+        return torch.load(path, map_location="cpu", weights_only=True), {"state": key, "state_reused": True}
+    if config.force:
+        checkpoints.clear()
+    aux = plan.auxiliaries[group.aux]
+    images = ImageSet(aux, aux.select("test"), method.input_size, method.input_size, config.workers)
+    started = time.perf_counter()
+
+    def report(message: str, fraction: float) -> None:
+        step(f"{spec.key} training on {group.aux}: {message}", fraction)
+
+    features = FeatureCache(out / "cache" / "features")
+    method.fit(FitData("auxiliary", images.batches, len(images), group.aux, None, 0, group.seed, report,
+                       checkpoints, features))
+    state = method.state_dict()
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+    checkpoints.clear()
+    buffer.seek(0)
+    stored = torch.load(buffer, map_location="cpu", weights_only=True)
+    return stored, {"state": key, "state_reused": False, "train_seconds": round(time.perf_counter() - started, 2)}
+
+
+# -- one cell ------------------------------------------------------------------------------------
+def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step, support) -> CellOutcome:
+    config = plan.config
+    adapter = plan.adapters[cell.dataset]
+    samples = adapter.select("test", cell.category)
+    images = ImageSet(adapter, samples, method.input_size, config.eval_size, config.workers)
+    seed_everything(cell.seed, config.threads)
+    reset_peak_memory(config.device)
+    started = time.perf_counter()
+    accumulator = MetricAccumulator(adapter.metric_levels)
+    pixel_level = "pixel" in adapter.metric_levels
+    scores, levels, lows, highs, masks, labels, keys = [], [], [], [], [], [], []
+    stats: dict[str, torch.Tensor] = {}
+    for loaded in images.iter_batches(config.batch_size):
+        batch = Batch(
+            image=loaded.batch.image,
+            category=cell.category,
+            image_path=loaded.batch.image_path,
+            categories=loaded.batch.categories,
+            load_original=loaded.batch.load_original,
+        )
+        with torch.inference_mode():
+            prediction = method.predict(batch)
+        score, amap = checked_prediction(prediction.pred_score, prediction.anomaly_map, len(batch), cell, batch,
+                                         config.eval_size)
+        level, low, high = quantize(amap)
+        amap = dequantize(level, low, high)
+        accumulator.update(score, loaded.labels, amap if pixel_level else None, loaded.masks if pixel_level else None)
+        for name, value in prediction.stats.items():
+            value = value.detach().cpu()
+            stats[name] = stats[name] + value if name in stats else value.clone()
+        scores.append(score)
+        labels.append(loaded.labels)
+        levels.append(level)
+        lows.append(low)
+        highs.append(high)
+        masks.append(loaded.masks)
+        keys.extend(relative_key(s, adapter.root) for s in loaded.samples)
+        step(cell.describe(), len(keys) / max(len(samples), 1))
+    pred_score, gt_label, gt_mask = np.concatenate(scores), np.concatenate(labels), np.concatenate(masks)
+    chosen = levels_for(adapter.metric_levels, gt_label, bool(gt_mask.any()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # levels that do not apply are dropped below
+        computed = accumulator.compute() if chosen else {}
+    metrics = {name: value for name, value in computed.items() if METRICS[name].level in chosen}
+    wall = time.perf_counter() - started
+    provenance = {
+        "environment": environment(),
+        "device": device_name(config.device),
+        "threads": torch.get_num_threads(),
+        "precision": config.precision,
+        "wall_seconds": round(wall, 3),
+        "images": len(keys),
+        "peak_memory": peak_memory_mb(config.device),
+        "data_root": str(adapter.root),
+        "protocol": config.protocol,
+        "metric_levels": sorted(adapter.metric_levels),
+        **fit_info,
+    }
+    if stats:
+        provenance["method_stats"] = {name: value.tolist() for name, value in stats.items()}
+    arrays = {
+        "image_keys": keys,
+        "pred_score": pred_score,
+        "gt_label": gt_label,
+        "levels": np.concatenate(levels),
+        "map_min": np.concatenate(lows),
+        "map_max": np.concatenate(highs),
+        "gt_mask": gt_mask,
+    }
+    return CellOutcome(cell, "ok", metrics, provenance, arrays, support=support)
+
+
+def checked_prediction(score: torch.Tensor, amap: torch.Tensor, size: int, cell: Cell, batch: Batch, eval_size: int):
+    """A batch's scores ``[B]`` and maps ``[B,eval_size,eval_size]`` as float32 NumPy arrays, after checking
+    lengths and finiteness; maps of another size are resized bilinearly (``align_corners=False``)."""
+    if score.shape[0] != size or amap.shape[0] != size:
+        raise MethodError(
+            f"{cell.describe()}: {cell.method} returned {score.shape[0]} scores and {amap.shape[0]} maps for a batch of {size}"
+        )
+    score = score.detach().float().cpu()
+    amap = amap.detach().float().cpu()
+    for name, values in (("pred_score", score), ("anomaly_map", amap)):
+        bad = ~torch.isfinite(values.reshape(size, -1)).all(dim=1)
+        if bad.any():
+            where = batch.image_path[int(bad.nonzero()[0])] if batch.image_path else "?"
+            raise MethodError(f"{cell.describe()}: {cell.method} returned NaN/inf in {name} (first for {where})")
+    if amap.shape[-2:] != (eval_size, eval_size):
+        amap = F.interpolate(amap[:, None], size=(eval_size, eval_size), mode="bilinear", align_corners=False)[:, 0]
+    return score.numpy(), amap.numpy()

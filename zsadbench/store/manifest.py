@@ -1,0 +1,119 @@
+"""Few-shot support manifests: which normal images each (dataset, category, shots, seed) was given.
+
+``OUT/manifests/support.jsonl`` holds one JSON record per draw, with file keys relative to the dataset's
+root, so a run can be replayed on another machine with ``--support-manifest FILE``. A replay file is either
+such a manifest or a PromptAD/FineGrainedAD seed folder (``seeds_<dataset>/<category>/selected_samples_per_run.txt``,
+lines ``#k: i1 i2 ...`` of indices into the category's normal training images sorted by name).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import ConfigError
+from .files import atomic_write_bytes
+
+DrawKey = tuple[str, str, int, int | None]
+
+
+@dataclass(frozen=True)
+class Draw:
+    """The support of one draw: file keys relative to the data root, or indices into the sorted pool."""
+
+    files: tuple[str, ...] = ()
+    indices: tuple[int, ...] = ()
+    source: str = ""
+
+
+class SupportManifest:
+    """The manifest of one output folder; writes are deduplicated and atomic."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.path = Path(out) / "manifests" / "support.jsonl"
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def records(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def record(self, dataset: str, category: str, shots: int, seed: int, files: list[str]) -> None:
+        """Store the draw, replacing an earlier record of the same (dataset, category, shots, seed)."""
+        entry = {"dataset": dataset, "category": category, "shots": shots, "seed": seed, "files": list(files)}
+        with self._locked():
+            existing = self.records()
+            kept = [r for r in existing if _key(r) != _key(entry)]
+            if entry in existing and len(kept) == len(existing) - 1:
+                return
+            lines = [json.dumps(r, sort_keys=True) for r in sorted(kept + [entry], key=_key)]
+            atomic_write_bytes(self.path, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _key(record: dict) -> tuple:
+    return (record["dataset"], record["category"], int(record["shots"]), int(record["seed"]))
+
+
+def load_replay(path: str | Path) -> dict[DrawKey, Draw]:
+    """Read ``--support-manifest``: a zsadbench manifest (JSONL) or a ``seeds_<dataset>`` folder of seed files.
+    Seed-file draws have no seed (``None``): they apply to every seed."""
+    path = Path(path)
+    if path.is_dir():
+        return _seed_folder(path)
+    if not path.is_file():
+        raise ConfigError(f"--support-manifest {path}: no such file or folder")
+    draws: dict[DrawKey, Draw] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            key = (str(record["dataset"]), str(record["category"]), int(record["shots"]), int(record["seed"]))
+            files = tuple(str(f) for f in record["files"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(
+                f"{path}:{number}: not a support record ({exc}); each line needs dataset, category, shots, seed, files"
+            ) from None
+        draws[key] = Draw(files=files, source=f"{path}:{number}")
+    return draws
+
+
+_SEED_LINE = re.compile(r"^\s*#\s*(\d+)\s*:\s*([\d\s]+)$")
+
+
+def _seed_folder(folder: Path) -> dict[DrawKey, Draw]:
+    match = re.fullmatch(r"seeds_(.+)", folder.name)
+    if not match:
+        raise ConfigError(
+            f"--support-manifest {folder}: a seed folder must be named seeds_<dataset> (e.g. seeds_mvtec) and hold "
+            "<category>/selected_samples_per_run.txt"
+        )
+    dataset = match.group(1)
+    draws: dict[DrawKey, Draw] = {}
+    for file in sorted(folder.glob("*/selected_samples_per_run.txt")):
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            parsed = _SEED_LINE.match(line)
+            if not parsed:
+                raise ConfigError(f"{file}:{number}: expected a line like '#2: 101 048', got {line.strip()!r}")
+            shots, indices = int(parsed.group(1)), tuple(int(i) for i in parsed.group(2).split())
+            if len(indices) != shots:
+                raise ConfigError(f"{file}:{number}: '#{shots}:' lists {len(indices)} indices; it needs {shots}")
+            draws[(dataset, file.parent.name, shots, None)] = Draw(indices=indices, source=f"{file}:{number}")
+    if not draws:
+        raise ConfigError(f"--support-manifest {folder}: no <category>/selected_samples_per_run.txt found")
+    return draws
