@@ -96,6 +96,11 @@ class ToyMethod(Method):
         self.check_fitted()
         self.calls_ += 1
         time.sleep(float(os.environ.get("TOY_SLEEP", "0")))
+        log = os.environ.get("TOY_PREDICT_LOG")
+        if log:
+            with open(log, "a") as handle:
+                for i in range(len(batch)):
+                    handle.write(f"{os.getpid()} {batch.category}/{getattr(self, 'reference_', None) is not None}\n")
         reference = self.reference_ if self.reference_ is not None else batch.image.median(dim=-1, keepdim=True).values.median(dim=-2, keepdim=True).values
         amap = (batch.image - reference).abs().sum(dim=1) * self.config.gain
         return Prediction(amap.flatten(1).max(dim=1).values, amap)
@@ -153,3 +158,84 @@ class InterruptingMethod(ToyMethod):
         if batch.category == os.environ.get("TOY_INTERRUPT_AT"):
             raise KeyboardInterrupt
         return super().predict(batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeConfig(MethodConfig):
+    image_size: int = 16
+    gain: float = 1.0
+    epochs: int = 3
+    allocate_mb: int = 0
+
+
+class ProbeMethod(ToyMethod):
+    """Few-shot and zero-shot toy that reports what the runner gives it, through ``Prediction.stats``:
+    how many fits this instance has seen, the precision, whether originals come at file resolution."""
+
+    name = "probe"
+    config_class = ProbeConfig
+    random_init_overrides = {}
+
+    def fit(self, data: FitData) -> "ProbeMethod":
+        self.fits_ = getattr(self, "fits_", 0) + 1
+        return super().fit(data)
+
+    def predict(self, batch: Batch) -> Prediction:
+        if self.config.allocate_mb and batch.category == "alpha":
+            block = torch.ones(self.config.allocate_mb * 2**18)  # float32: allocate_mb MiB, touched
+            del block
+        prediction = super().predict(batch)
+        originals = [batch.original(i).shape[-1] for i in range(len(batch))]
+        stats = {
+            "fits": torch.tensor(self.fits_),
+            "bf16": torch.tensor(int(self.precision == "bf16")),
+            "original_px": torch.tensor(originals).sum(),
+            "images": torch.tensor(len(batch)),
+        }
+        return Prediction(prediction.pred_score, prediction.anomaly_map, stats)
+
+
+class EpochTrainedMethod(ToyTrainedMethod):
+    """Trains a gain over ``epochs`` epochs with a checkpoint after each; appends ``epoch`` lines to
+    $TOY_EPOCH_MARKER and kills its own process (SIGKILL) after epoch $TOY_KILL_AFTER_EPOCH. It records each
+    training image's category in its state (class-aware methods train on mixed batches)."""
+
+    name = "epochtrained"
+    config_class = ProbeConfig
+
+    def fit(self, data: FitData) -> "EpochTrainedMethod":
+        import signal
+
+        start, gain, seen = 0, torch.tensor(1.0), []
+        resumed = data.checkpoints.latest() if data.checkpoints is not None else None
+        if resumed is not None:
+            start, state = resumed
+            gain, seen = state["gain"], list(state["categories"])
+        for epoch in range(start, self.config.epochs):
+            for batch in data.batches(4, shuffle=True, seed=data.seed * 100 + epoch):
+                gain = gain + batch.gt_label.float().mean() * torch.rand(()) * 0.1
+                seen.extend(batch.categories)
+            marker = os.environ.get("TOY_EPOCH_MARKER")
+            if marker:
+                with open(marker, "a") as handle:
+                    handle.write(f"{epoch + 1}\n")
+            if data.checkpoints is not None:
+                data.checkpoints.save(epoch + 1, {"gain": gain, "categories": sorted(set(seen))})
+            if os.environ.get("TOY_KILL_AFTER_EPOCH") == str(epoch + 1):
+                os.kill(os.getpid(), signal.SIGKILL)
+        self.gain_, self.categories_ = gain, sorted(set(seen))
+        self.reference_ = None
+        self.fitted_ = True
+        return self
+
+    def state_dict(self) -> dict:
+        return {"gain": self.gain_, "categories": self.categories_}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.categories_ = list(state["categories"])
+
+    def predict(self, batch: Batch) -> Prediction:
+        prediction = super().predict(batch)
+        amap = prediction.anomaly_map * self.gain_
+        return Prediction(amap.flatten(1).max(dim=1).values, amap)

@@ -81,7 +81,7 @@ class ImageSet:
 
     def original(self, sample: Sample) -> torch.Tensor:
         """One sample at its file's resolution: float32 ``[3,H,W]`` RGB in ``[0,1]``."""
-        return torch.from_numpy(np.ascontiguousarray(self.adapter.load_image(sample))).permute(2, 0, 1).float().div_(255.0)
+        return torch.from_numpy(np.array(self.adapter.load_image(sample), dtype=np.float32)).permute(2, 0, 1).div_(255.0)
 
     def iter_batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> Iterator[LoadedBatch]:
         """Yield batches in index order (or shuffled with ``seed``), loading the next batch while one is used."""

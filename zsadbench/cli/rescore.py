@@ -1,0 +1,32 @@
+"""``zsadbench rescore``: recompute every stored metric from the per-image artifacts (no inference)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="the results folder of a run")
+    parser.add_argument("--update", action="store_true", help="store the recomputed metrics where they differ")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="recreate a lost or corrupted results.sqlite from the rows the artifacts in DIR/cells hold")
+
+
+def execute(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ..runner.rescore import rebuild, rescore
+
+    console = Console(stderr=True)
+    if args.rebuild:
+        count = rebuild(args.out)
+        console.print(f"rebuilt {args.out / 'results.sqlite'} with {count} cells from {args.out / 'cells'}", highlight=False)
+    report = rescore(args.out, update=args.update)
+    console.print(f"rescored {report.cells} cells: {len(report.changed)} differ from the stored metrics", highlight=False)
+    for cell_id, what, diff in report.changed:
+        console.print(f"  {what} ({cell_id}): largest difference {diff:.3g}", highlight=False)
+    for cell_id in report.missing:
+        console.print(f"  [yellow]no artifact[/] for cell {cell_id}: rerun it with --force", highlight=False)
+    if report.changed and not args.update:
+        console.print("run with --update to store the recomputed metrics", highlight=False)
+    return 1 if (report.changed and not args.update) or report.missing else 0

@@ -1,0 +1,99 @@
+"""Recomputing stored metrics from the per-image artifacts, without inference.
+
+``rescore`` reads every successful cell's artifact (exact scores, 16-bit maps and masks at the evaluation
+size), recomputes its metrics the way the run did, and reports (and with ``update`` stores) any difference.
+``rebuild`` recreates ``results.sqlite`` from the rows the artifacts embed, for a store file that was lost or
+corrupted.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import StoreError
+from ..metrics import METRICS, MetricAccumulator, UndefinedMetricWarning
+from ..store import ResultStore, StoredCell
+from ..store.artifacts import decode
+from .worker import levels_for
+
+
+@dataclass
+class RescoreReport:
+    """Cells rescored, cells whose metrics changed (with the largest difference), cells without artifacts."""
+
+    cells: int = 0
+    changed: list[tuple[str, str, float]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def metrics_from_arrays(arrays: dict, declared: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """The metrics of one cell from its decoded arrays, with the runner's rules for which levels apply."""
+    levels = levels_for(set(declared), arrays["gt_label"], bool(arrays["gt_mask"].any()))
+    if not levels:
+        return {}
+    accumulator = MetricAccumulator(tuple(declared))
+    pixel = "pixel" in declared
+    accumulator.update(
+        arrays["pred_score"], arrays["gt_label"], arrays["anomaly_map"] if pixel else None,
+        arrays["gt_mask"] if pixel else None,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        computed = accumulator.compute()
+    return {name: value for name, value in computed.items() if METRICS[name].level in levels}
+
+
+def rescore(out: str | Path, *, update: bool = False) -> RescoreReport:
+    """Recompute the metrics of every successful cell in ``out``; store the new values when ``update``."""
+    store = ResultStore(out)
+    report = RescoreReport()
+    for cell in store.rows():
+        if cell.status != "ok":
+            continue
+        try:
+            arrays = decode(store.load_artifact(cell.cell_id))
+        except StoreError:
+            report.missing.append(cell.cell_id)
+            continue
+        declared = cell.provenance.get("metric_levels") or sorted({METRICS[m].level for m in cell.metrics})
+        metrics = metrics_from_arrays(arrays, declared)
+        report.cells += 1
+        diff = _largest_difference(cell.metrics, metrics)
+        if diff != 0.0:
+            report.changed.append((cell.cell_id, f"{cell.method} {cell.dataset}/{cell.category}", diff))
+            if update:
+                store.put(_with_metrics(cell, metrics))
+    return report
+
+
+def rebuild(out: str | Path) -> int:
+    """Recreate ``OUT/results.sqlite`` from the rows embedded in ``OUT/cells/*.npz``; returns the cell count."""
+    store = ResultStore(out)
+    if store.exists():
+        raise StoreError(f"{store.db_path} exists; move it aside first (mv {store.db_path} {store.db_path}.broken)")
+    count = 0
+    for path in sorted((store.out / "cells").glob("*.npz")):
+        with np.load(path, allow_pickle=False) as data:
+            if "record" not in data.files:
+                continue
+            record = decode({k: data[k] for k in data.files})["record"]
+        store.put(StoredCell.from_record(record))
+        count += 1
+    return count
+
+
+def _largest_difference(old: dict[str, float], new: dict[str, float]) -> float:
+    if set(old) != set(new):
+        return math.inf
+    diffs = [abs(old[k] - new[k]) for k in old if not (math.isnan(old[k]) and math.isnan(new[k]))]
+    return max(diffs, default=0.0)
+
+
+def _with_metrics(cell: StoredCell, metrics: dict[str, float]) -> StoredCell:
+    from dataclasses import replace
+
+    return replace(cell, metrics=metrics)
