@@ -14,6 +14,7 @@ from .options import apply_int_ranges
 
 COMMANDS = {
     "run": ("zsadbench.cli.run", "evaluate methods on datasets (resumable; results go to --out)"),
+    "rescore": ("zsadbench.cli.rescore", "recompute every stored metric from the per-image artifacts, without inference"),
     "table": ("zsadbench.cli.table", "render the results of an output folder as a leaderboard table"),
     "plot": ("zsadbench.cli.plot", "draw figures (scale-wise, expert usage, few-shot curves) from an output folder"),
     "viz": ("zsadbench.cli.viz", "image / ground truth / anomaly-map galleries and an HTML page from an output folder"),
