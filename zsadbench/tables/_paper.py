@@ -53,7 +53,7 @@ def main_table(model: TableModel, pro: str, *, delta: bool = False) -> str:
         for k, row in enumerate(body):
             if row is mean:
                 lines.append(rf"\cmidrule(lr){{2-{2 + len(columns)}}}")
-            first = rf"\multirow{{{len(body) + 1}}}{{*}}{{{title}}}" if k == 0 else ""
+            first = rf"\multirow{{{len(body)}}}{{*}}{{{title}}}" if k == 0 else ""
             name = "Mean" if row is mean else escape(row.dataset_label)
             cells = [_pair(model, row, c, level.metrics) for c in columns]
             lines.append(" & ".join([first, name, *cells]) + r" \\")
