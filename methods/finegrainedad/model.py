@@ -87,6 +87,7 @@ class FineGrainedADHead(nn.Module):
         self.scale = logit_scale(backbone, cfg.logit_scale)
         self.memory: list[torch.Tensor] = []
         self.weights: torch.Tensor | None = None  # [L, K, N] region loss weights, for training only
+        self.frozen: tuple | None = None  # inference-time text features, set by freeze()
 
     def remember(self, shots: VisualFeatures) -> None:
         self.memory = [m.reshape(-1, m.shape[-1]).detach() for m in shots.memory]
@@ -151,21 +152,27 @@ class FineGrainedADHead(nn.Module):
 
     # -- inference ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def scores(self, query: VisualFeatures) -> Scores:
-        cfg = self.cfg
+    def freeze(self) -> None:
+        """Encode the trained prompts (and the Query Former's output) once for inference."""
         levels = self.level_features()
         normal, abnormal = self.anchors(levels)
+        cls_group = self.cls()["image"] if self.cls is not None else levels["image"]
+        self.frozen = (normal, abnormal, self.query(normal, abnormal), cls_group)
+
+    @torch.no_grad()
+    def scores(self, query: VisualFeatures) -> Scores:
+        cfg = self.cfg
+        normal, abnormal, intrinsic, cls_group = self.frozen
         z = query.patches
         stats: dict[str, torch.Tensor] = {}
         if cfg.token_wise:
-            text, pick = token_wise_scores(z, normal, abnormal, self.query(normal, abnormal), self.scale)
+            text, pick = token_wise_scores(z, normal, abnormal, intrinsic, self.scale)
             counts = torch.bincount(pick.flatten().cpu(), minlength=len(self.levels))
             stats = {f"tokens_{name}": counts[i] for i, name in enumerate(self.levels)}
         else:
             text = torch.stack([text_score(z, normal[i], abnormal[i], self.scale) for i in range(len(self.levels))]).mean(0)
         if cfg.image_reweight:
             text = image_reweighted(text, text_score(z, normal[0], abnormal[0], self.scale))
-        cls_group = self.cls()["image"] if self.cls is not None else levels["image"]
         return Scores(
             text=text,
             visual=memory_score(query.memory, self.memory),

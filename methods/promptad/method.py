@@ -71,6 +71,7 @@ class PromptAD(Method):
         self.head_ = self._build_head(data.dataset, data.category or "object", originals)
         self.head_.remember(shots)
         self.history_ = run_phases(self._phases(shots), self._trained_modules(), self._schedule(), data, self.name)
+        self.head_.freeze()
         self.fitted_ = True
         return self
 
@@ -165,6 +166,7 @@ class PromptAD(Method):
             raise MethodError(f"{self.name} state does not fit this config ({str(exc).splitlines()[0]}); "
                               "load it with the config it was trained with") from exc
         head.memory = [m.to(self.device) for m in state["memory"]]
+        head.freeze()
         self.head_ = head
         self.fitted_ = True
 

@@ -72,6 +72,7 @@ class PromptADHead(nn.Module):
         self.cls = PromptBank(text, groups, n_pro=cfg.n_pro_cls, **common) if cfg.epochs_cls > 0 else None
         self.scale = logit_scale(backbone, cfg.logit_scale)
         self.memory: list[torch.Tensor] = []
+        self.frozen: tuple[GroupFeatures, GroupFeatures] | None = None
 
     def remember(self, shots: VisualFeatures) -> None:
         """Keep the shots' memory-layer tokens (``[k·N, W]`` per layer)."""
@@ -86,9 +87,14 @@ class PromptADHead(nn.Module):
         return group_losses(shots.cls, self.cls()["class"], self.scale, cfg.eam_margin, cfg.lambda_align)
 
     @torch.no_grad()
-    def scores(self, query: VisualFeatures) -> Scores:
+    def freeze(self) -> None:
+        """Encode the trained prompts once for inference (the text tower does not run per batch)."""
         seg = self.seg()["class"]
-        cls = self.cls()["class"] if self.cls is not None else seg
+        self.frozen = (seg, self.cls()["class"] if self.cls is not None else seg)
+
+    @torch.no_grad()
+    def scores(self, query: VisualFeatures) -> Scores:
+        seg, cls = self.frozen
         return Scores(
             text=text_score(query.patches, seg.normal_anchor, seg.abnormal_anchor, self.scale),
             visual=memory_score(query.memory, self.memory),
