@@ -2,7 +2,6 @@
 on a real run (synthetic dataset, WinCLIP on a tiny random backbone)."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

@@ -122,7 +122,8 @@ def _prepare(df: pd.DataFrame, names: list[str], by_aux: bool) -> pd.DataFrame:
 def _aux_keys(frame: pd.DataFrame, by_aux: bool) -> pd.Series:
     """``protocol:P`` for cells to merge under their protocol, ``aux:A`` for a column of one auxiliary set."""
     keys = pd.Series(
-        [("" if not a else f"aux:{a}" if by_aux or not p else f"protocol:{p}") for a, p in zip(frame["aux"], frame["protocol"])],
+        ["" if not a else f"aux:{a}" if by_aux or not p else f"protocol:{p}"
+         for a, p in zip(frame["aux"], frame["protocol"])],
         index=frame.index, dtype=object,
     )
     merged = keys.str.startswith("protocol:")

@@ -116,7 +116,8 @@ def _long(model: TableModel) -> pd.DataFrame:
                 records.append({
                     "variant": v.display, "method": v.method, "method_label": v.method_label, "shots": v.shots,
                     "pretrained": v.pretrained, "random_init": v.random_init, "config_hash": v.config_hash,
-                    "aux": dict(v.aux_by_dataset).get(row.dataset, v.aux), "protocol": v.protocol, "eval_size": v.eval_size if not v.reported else None,
+                    "aux": dict(v.aux_by_dataset).get(row.dataset, v.aux), "protocol": v.protocol,
+                    "eval_size": v.eval_size if not v.reported else None,
                     "source": f"reported: {v.paper}" if v.reported else "zsadbench",
                     "domain": row.domain, "dataset": row.dataset, "dataset_label": row.dataset_label,
                     "category": row.category if row.kind == "category" else "mean",
