@@ -146,3 +146,17 @@ def test_bad_paper_options_raise(tmp_path):
         make_paper_tables(frame, pro="pro")
     with pytest.raises(ConfigError, match="LaTeX label"):
         make_paper_tables(frame, label="tab:{x}")
+
+
+def test_reported_folder_gives_per_category_numbers_and_only_our_settings(tmp_path):
+    tables = make_paper_tables(results_frame(two_methods(tmp_path).out), reported=load_reported(REPORTED))
+    head = next(line for line in tables["main"].splitlines() if line.startswith("Task &"))
+    # zero-shot results: FineGrainedAD's few-shot columns stay out; WinCLIP is quoted by two sources
+    assert "shot" not in head and "PaDiM" not in head
+    assert r"WinCLIP (MPAMA (ICLR 2026 submission))$^{\dagger}$" in head
+    cat = tables["mvtec-pixel_auroc"]
+    bottle = next(line for line in cat.splitlines() if line.startswith("bottle &"))
+    # MPAMA Table 9: bottle pixel AUROC of WinCLIP 89.5, AnomalyCLIP 90.4, MPAMA 93.5 (best)
+    assert "89.5$^{\\dagger}$" in bottle and "90.4$^{\\dagger}$" in bottle and RED % "93.5" in bottle
+    compile_latex(tmp_path, [tables["main"], cat])
+

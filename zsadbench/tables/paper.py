@@ -28,7 +28,8 @@ def make_paper_tables(
 ) -> dict[str, str]:
     """Name → LaTeX table: ``main`` (or ``main-<domain>`` per domain when there are several), with
     ``per_category`` one ``<dataset>-<metric>`` table per dataset and metric, and ``ablation-<method>`` for each
-    method run in several configurations (or reported with ablation variants). ``pro`` picks the PRO of the
+    method run in several configurations (or reported with ablation variants). Reported numbers are shown for
+    the shot counts of our results only. ``pro`` picks the PRO of the
     pixel pairs; ``delta`` adds Δ columns (ours minus the reported number); ``caption``/``label`` apply to the
     main table(s), suffixed per domain."""
     if pro not in PRO_METRICS:
@@ -39,6 +40,8 @@ def make_paper_tables(
         raise ConfigError(f"digits must be an integer from 0 to 6, got {digits!r}")
     if reported is not None and "source" not in reported.columns:
         reported = check_reported(reported)
+    if reported is not None:  # only the settings of our results: a zero-shot table gets no few-shot columns
+        reported = reported[reported["shots"].isin(set(df["shots"].astype(int)))]
     main_rep = None if reported is None else reported[reported["variant"] == ""]
     names = [m for level in levels(pro) for m in level.metrics]
     specs = select_metrics(names, None)
