@@ -51,6 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replay few-shot support draws: a support.jsonl of an earlier run, or a PromptAD/"
                              "FineGrainedAD seeds_<dataset> folder")
     parser.add_argument("--no-table", action="store_true", help="do not print the results table at the end")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="where cells are computed: in this process, or as tasks on a Ray cluster (needs the "
+                             "extra: pip install \"zsadbench[ray]\"); this process alone writes --out (default: local)")
+    parser.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                        help="with --executor ray: the cluster to use (default: $RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--gpus-per-cell", type=float, default=None, metavar="N",
+                        help="with --executor ray: GPUs per task, fractions allowed (default: 1 if the cluster has "
+                             "GPUs, else 0)")
+    parser.add_argument("--cpus-per-cell", type=float, default=1.0, metavar="N",
+                        help="with --executor ray: CPUs per task; also the default of --threads (default: 1)")
 
 
 def _device(name: str) -> str:
@@ -67,6 +77,15 @@ def _device(name: str) -> str:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return name
+
+
+def _executor_threads(args: argparse.Namespace) -> int | None:
+    """Default torch threads: torch's own locally, the CPUs each task asks for on Ray."""
+    if args.executor != "ray":
+        return None
+    from ..runner.ray_executor import default_threads
+
+    return default_threads(args.cpus_per_cell)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -88,7 +107,7 @@ def execute(args: argparse.Namespace) -> int:
         pretrained=args.pretrained,
         data_root=args.data_root,
         out=args.out,
-        device=_device(args.device),
+        device=_device(args.device) if args.executor == "local" else args.device,
         eval_size=args.eval_size,
         batch_size=args.batch_size,
         protocol=args.protocol,
@@ -98,7 +117,7 @@ def execute(args: argparse.Namespace) -> int:
         workers=args.workers,
         precision=args.precision,
         support_manifest=args.support_manifest,
-        threads=args.threads,
+        threads=args.threads or _executor_threads(args),
     )
     console = Console(stderr=True)
     plan = build_plan(config)
@@ -109,7 +128,13 @@ def execute(args: argparse.Namespace) -> int:
 
         show_plan(plan, Console())
         return 0
-    summary = execute_plan(plan)
+    if args.executor == "ray":
+        from ..runner.ray_executor import execute_plan_ray
+
+        summary = execute_plan_ray(plan, address=args.address, gpus_per_cell=args.gpus_per_cell,
+                                   cpus_per_cell=args.cpus_per_cell)
+    else:
+        summary = execute_plan(plan)
     console.print(
         f"{summary.done} cells computed, {summary.cached} reused from {config.out}, {summary.failed} failed",
         highlight=False,
