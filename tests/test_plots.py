@@ -78,7 +78,7 @@ def assert_figures(paths, names):
 
 def test_plot_command_on_a_synthetic_run(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main([*RUN, "--shots", "0,1,2", "--seeds", "0,1", "--out", str(out)]) == 0
+    assert main([*RUN, "--shots", "1,2", "--seeds", "0,1", "--set", "scales=2", "--out", str(out)]) == 0
     assert main(["plot", "--out", str(out)]) == 0
     written = sorted((out / "plots").iterdir())
     assert_figures(written, ["scale-synthetic", "shots-synthetic"])  # winclip stores no expert counts
