@@ -257,6 +257,7 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
         "peak_memory": peak_memory_mb(config.device),
         "data_root": str(adapter.root),
         "protocol": config.protocol,
+        "aux_forced": config.aux is not None,
         "metric_levels": sorted(adapter.metric_levels),
         **fit_info,
     }
