@@ -18,7 +18,7 @@ class VisualADConfig(MethodConfig):
     Backbone: ``backbone`` is an open_clip architecture (``ViT-L-14-336-quickgelu``, the reference's OpenAI
     ViT-L/14@336px) or a timm DINOv2 name (``vit_large_patch14_dinov2`` ...); ``layers`` are the tapped
     1-based blocks; ``image_size`` the input side (518 gives a 37×37 grid with patch 14).
-    ``backbone_bf16`` runs the frozen backbone under bf16 autocast on CUDA (the reference runs fp32).
+    ``backbone_bf16`` runs the frozen backbone under bf16 autocast (the reference runs fp32; ``--precision bf16`` too).
 
     Tokens: ``token_init_scale`` multiplies ``width^-0.5 · N(0,1)`` for the anomaly and normal tokens.
 

@@ -88,7 +88,8 @@ class VisualAD(Method):
             saf_hidden_ratio=cfg.saf_hidden_ratio,
             saf_dropout=cfg.saf_dropout,
         )
-        self.model_ = VisualADModel(backbone, head, cfg.layers, cfg.backbone_bf16).to(self.device).eval()
+        bf16 = cfg.backbone_bf16 or self.precision == "bf16"
+        self.model_ = VisualADModel(backbone, head, cfg.layers, bf16).to(self.device).eval()
         return self
 
     def fit(self, data: FitData) -> "VisualAD":

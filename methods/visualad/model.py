@@ -88,7 +88,7 @@ class VisualADModel(nn.Module):
 
     ``backbone`` must offer ``normalize``, ``forward_intermediates(images, indices, extra_tokens=, norm=False)``
     (returning :class:`zsadbench.backbones.Intermediates`), ``width``, ``depth`` and ``grid_size``.
-    ``autocast_bf16`` runs the backbone under bf16 autocast (CUDA only; ignored elsewhere).
+    ``autocast_bf16`` runs the backbone under bf16 autocast (``backbone_bf16``, or the run's ``--precision bf16``).
     """
 
     def __init__(self, backbone: nn.Module, head: VisualADHead, layers: Sequence[int], autocast_bf16: bool = False) -> None:
@@ -119,8 +119,7 @@ class VisualADModel(nn.Module):
     def forward(self, images01: torch.Tensor) -> VisualADOutput:
         head = self.head
         images = self.backbone.normalize(images01)
-        use_bf16 = self.autocast_bf16 and images.device.type == "cuda"
-        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
             taps = self.backbone.forward_intermediates(images, list(self.layers), extra_tokens=head.tokens(), norm=False)
         final = head.ln_post(taps.extra.float())  # [B, 2, C]
         maps, anomaly, normal = [], [], []

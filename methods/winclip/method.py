@@ -90,7 +90,8 @@ class WinCLIP(Method):
         self.check_fitted()
         self._check_size(batch.image, "batch")
         name = prompt_name(batch.category, self.config.object_agnostic)
-        scores, maps = self.model_(batch.image, name)
+        with self.autocast():
+            scores, maps = self.model_(batch.image, name)
         return Prediction(pred_score=scores.float().cpu(), anomaly_map=maps.float().cpu())
 
     # -- state ------------------------------------------------------------------------------------
