@@ -1,23 +1,48 @@
 """Checks every built-in method passes, on tiny random backbones (scikit-learn's common-checks idea)."""
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 
 from zsadbench import registry
 from zsadbench.errors import NotFittedError
 from zsadbench.method import FitData, Method
+from zsadbench.methods.finegrainedad import mfsc
 from zsadbench.runner.loading import ImageSet
 from zsadbench.types import Batch
 
 import toy_plugins
 
 # The smallest configuration of each built-in method; a new built-in must be added here.
+_CLIP_PROMPTS = {"backbone": "zsad-tiny-14-336", "image_size": 56, "vv_last": 3, "deep_depth": 2, "epochs": 1}
+_FEW_SHOT = {"backbone": "zsad-tiny-16-240", "image_size": 64, "memory_layers": (1, 2), "epochs_seg": 1,
+             "epochs_cls": 1, "map_size": 64}
 TINY = {
     "winclip": {"backbone": "zsad-tiny-16-240"},
     "visualad": {"backbone": "zsad-tiny-14-336", "image_size": 56, "layers": (2, 4), "epochs": 1},
+    "anomalyclip": {**_CLIP_PROMPTS, "layers": (4,)},
+    "mpa": {**_CLIP_PROMPTS, "layer": 4},
+    "mpama": {**_CLIP_PROMPTS, "layer": 4, "stage2_epochs": 1},
+    "promptad": _FEW_SHOT,
+    "finegrainedad": {**_FEW_SHOT, "cluster_size": 128, "query_heads": 2, "captions_dir": "CAPTIONS"},
 }
 BUILTINS = sorted(e.name for e in registry.methods().entries() if e.source == "builtin")
+CAPTIONS = Path(tempfile.mkdtemp(prefix="zsad-toy-captions-"))
+
+
+def _toy_captions() -> None:
+    """Captions for the toy categories (FineGrainedAD reads them), from a shipped synthetic file."""
+    shipped = json.loads((Path(mfsc.__file__).parent / "data" / "synthetic" / "button.json").read_text())
+    for category in toy_plugins.CATEGORIES:
+        (CAPTIONS / "toy").mkdir(parents=True, exist_ok=True)
+        (CAPTIONS / "toy" / f"{category}.json").write_text(json.dumps({**shipped, "dataset": "toy", "category": category}))
+
+
+_toy_captions()
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +51,14 @@ def toy(tmp_path_factory):
     return toy_plugins.ToyDataset(root)
 
 
+def tiny(name: str) -> dict:
+    return {k: (str(CAPTIONS) if v == "CAPTIONS" else v) for k, v in TINY[name].items()}
+
+
 def build(name: str) -> Method:
     cls = registry.methods().get(name)
     torch.manual_seed(0)
-    return cls(cls.config_class().replace(**TINY[name]), pretrained="none", device="cpu")
+    return cls(cls.config_class().replace(**tiny(name)), pretrained="none", device="cpu")
 
 
 def fit_data(method: Method, toy, kind: str) -> FitData:
@@ -40,7 +69,10 @@ def fit_data(method: Method, toy, kind: str) -> FitData:
 
 def fitted(name: str, toy) -> Method:
     method = build(name).setup()
-    kind = "auxiliary" if method.trains_on_auxiliary else "none"
+    if method.trains_on_auxiliary:
+        kind = "auxiliary"
+    else:
+        kind = "none" if "zero-shot" in method.settings else "support"
     assert method.fit(fit_data(method, toy, kind)) is method
     return method
 
@@ -52,7 +84,7 @@ def test_every_builtin_has_a_tiny_configuration():
 @pytest.mark.parametrize("name", BUILTINS)
 def test_config_round_trip_and_declared_capabilities(name):
     cls = registry.methods().get(name)
-    config = cls.config_class().replace(**TINY[name])
+    config = cls.config_class().replace(**tiny(name))
     assert type(config).from_json(config.to_json()) == config
     assert config.config_hash() != cls.config_class().config_hash()
     assert cls.settings <= {"zero-shot", "few-shot"} and cls.settings
@@ -90,7 +122,7 @@ def test_predictions_are_float32_finite_deterministic_and_survive_a_state_round_
     torch.testing.assert_close(again.pred_score, first.pred_score)
 
 
-@pytest.mark.parametrize("name", [n for n in BUILTINS if "few-shot" in registry.methods().get(n).settings])
+@pytest.mark.parametrize("name", [n for n in BUILTINS if {"zero-shot", "few-shot"} <= registry.methods().get(n).settings])
 def test_few_shot_fit_returns_self_and_changes_the_maps(name, toy):
     zero = fitted(name, toy)
     few = build(name).setup()

@@ -141,8 +141,16 @@ def _fitted_method(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, ste
         support = {"dataset": group.dataset, "category": group.category, "shots": group.shots, "seed": group.seed,
                    "files": files}
         images = ImageSet(adapter, drawn, method.input_size, method.input_size, config.workers)
+        checkpoints = EpochCheckpoints(out / "cache" / "checkpoints" / group.cells[0].cell_id)
+        if config.force:
+            checkpoints.clear()
+
+        def report(message: str, fraction: float) -> None:
+            step(f"{spec.key} fitting {group.dataset}/{group.category} {group.shots}-shot: {message}", fraction)
+
         method.fit(FitData("support", images.batches, len(images), group.dataset, group.category, group.shots,
-                           group.seed, features=FeatureCache(None)))
+                           group.seed, report, checkpoints, FeatureCache(out / "cache" / "features")))
+        checkpoints.clear()
         info["support"] = files
     elif spec.cls.trains_on_auxiliary:
         state, state_info = _trained_state(plan, spec, group, method, out, step)
