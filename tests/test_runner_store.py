@@ -13,7 +13,7 @@ from zsadbench.cli.main import main
 from zsadbench.store import ResultStore
 
 import toy_plugins
-from runner_helpers import command, env, run, stored_categories
+from runner_helpers import command, env, run
 
 
 @pytest.fixture()

@@ -182,8 +182,7 @@ class ProbeMethod(ToyMethod):
 
     def predict(self, batch: Batch) -> Prediction:
         if self.config.allocate_mb and batch.category == "alpha":
-            block = torch.ones(self.config.allocate_mb * 2**18)  # float32: allocate_mb MiB, touched
-            del block
+            torch.ones(self.config.allocate_mb * 2**18).sum()  # float32: allocate_mb MiB, touched and freed
         prediction = super().predict(batch)
         originals = [batch.original(i).shape[-1] for i in range(len(batch))]
         stats = {
