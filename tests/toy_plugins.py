@@ -238,3 +238,27 @@ class EpochTrainedMethod(ToyTrainedMethod):
         prediction = super().predict(batch)
         amap = prediction.anomaly_map * self.gain_
         return Prediction(amap.flatten(1).max(dim=1).values, amap)
+
+
+class RaisingInitMethod(ToyMethod):
+    """A plugin whose constructor raises (a broken third-party method)."""
+
+    name = "raisinginit"
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise RuntimeError("cannot build the model")
+
+
+class WrongShapeMethod(ToyMethod):
+    """Returns maps without the batch dimension for 'beta', and one score too many for 'alpha' 1-shot."""
+
+    name = "wrongshape"
+
+    def predict(self, batch: Batch) -> Prediction:
+        prediction = super().predict(batch)
+        if batch.category == "beta":
+            return Prediction(prediction.pred_score, prediction.anomaly_map[0])
+        if self.reference_ is not None:
+            return Prediction(torch.cat([prediction.pred_score, prediction.pred_score[:1]]),
+                              torch.cat([prediction.anomaly_map, prediction.anomaly_map[:1]]))
+        return prediction
