@@ -142,6 +142,22 @@ def test_a_cached_state_is_sent_to_the_worker_instead_of_training_again(cluster,
     assert np.array_equal(frame(tmp_path / "first")[METRICS].to_numpy(float), frame(second)[METRICS].to_numpy(float))
 
 
+def test_a_plugin_the_workers_cannot_import_stops_the_run_with_the_fix(cluster, data_root, tmp_path, capsys,
+                                                                       monkeypatch):
+    (tmp_path / "driver_only.py").write_text(
+        "from toy_plugins import ToyMethod\n\n\nclass DriverOnly(ToyMethod):\n    name = 'driveronly'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable here, not on the workers
+    out = tmp_path / "out"
+    assert run("--plugin", "driver_only:DriverOnly", "--method", "driveronly", "--shots", "1",
+               "--data-root", str(data_root), "--out", str(out), "--executor", "ray") == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "ConfigError: a Ray worker cannot import the module 'driver_only'" in err and "PYTHONPATH" in err
+    assert not ResultStore(out).rows()
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM leases").fetchone() == (0,)  # every lease given back
+
+
 def test_a_killed_worker_loses_only_its_cell_which_is_computed_again(cluster, data_root, tmp_path):
     trace = tmp_path / "trace.txt"
     out = tmp_path / "out"

@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import re
 import socket
 import tempfile
 import time
@@ -280,20 +281,9 @@ class _Driver:
         except StopIteration:
             self._release(self.running.pop(generator))  # every cell was reported; nothing is left
             return
-        except ray.exceptions.RayTaskError as exc:  # the task itself raised
-            self.running.pop(generator)
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, FATAL + (ConfigError,)):
-                raise cause from None
-            self._fail(unit, cause or exc)
-            return
-        except ray.exceptions.RayError as exc:  # its worker process or machine died
-            self.running.pop(generator)
-            unit.attempts += 1
-            if unit.attempts > MAX_RETRIES:
-                self._fail(unit, exc)
-            elif unit.waiting:
-                self.submit(unit)
+        except ray.exceptions.RayError as exc:
+            self._stop_if_unimportable(exc)
+            self._task_failed(generator, unit, exc)
             return
         if item[0] == "state":
             atomic_write_bytes(self.store.state_path(item[1]), item[2])
@@ -302,7 +292,33 @@ class _Driver:
             store_outcome(self.plan, self.store, outcome, self.summary, self.display)
             unit.waiting = [c for c in unit.waiting if c.cell_id != outcome.cell.cell_id]
 
-    def _fail(self, unit: _Unit, exc: BaseException) -> None:
+    @staticmethod
+    def _stop_if_unimportable(exc: BaseException) -> None:
+        """A worker that cannot import a plugin would fail every task alike: stop the run with the fix."""
+        missing = re.search(r"No module named '([^']+)'", str(exc))
+        if missing:
+            raise ConfigError(
+                f"a Ray worker cannot import the module {missing[1]!r} (a --plugin or what it imports): install it "
+                "on every node, or start the nodes with its folder on PYTHONPATH (see the README, Sweeps on a Ray "
+                "cluster)"
+            ) from None
+
+    def _task_failed(self, generator, unit: _Unit, exc: BaseException) -> None:
+        ray = self.ray
+        self.running.pop(generator)
+        if isinstance(exc, ray.exceptions.RayTaskError):  # the task itself raised
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, FATAL + (ConfigError,)):
+                raise cause from None
+            self._fail_cells(unit, cause or exc)
+            return
+        unit.attempts += 1  # its worker process or machine died
+        if unit.attempts > MAX_RETRIES:
+            self._fail_cells(unit, exc)
+        elif unit.waiting:
+            self.submit(unit)
+
+    def _fail_cells(self, unit: _Unit, exc: BaseException) -> None:
         """Store every cell a task did not report as failed with the task's error (retried on the next run)."""
         spec = self.plan.spec_of(unit.group)
         error = exc if isinstance(exc, ZsadError) else RuntimeError(" ".join(str(exc).split())[:2000])
