@@ -1,7 +1,6 @@
 """MPA/MPAMA equation by equation on crafted inputs: pooling, prompt assembly, bridge, routing, losses, config."""
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torch.nn as nn
