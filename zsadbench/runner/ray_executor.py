@@ -270,9 +270,10 @@ class _Driver:
             ready, _ = ray.wait(list(self.running), num_returns=1, timeout=_PROGRESS_EVERY_S)
             for generator in ready:
                 self._next(generator)
-            if time.monotonic() - last_poll >= _PROGRESS_EVERY_S:
+            if self.running and time.monotonic() - last_poll >= _PROGRESS_EVERY_S:
                 last_poll = time.monotonic()
                 self._show_progress()
+        self.display.progress.update(self.display.inner, visible=False)
 
     def _next(self, generator) -> None:
         ray, unit = self.ray, self.running[generator]
