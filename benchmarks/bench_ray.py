@@ -26,7 +26,7 @@ import numpy as np
 from zsadbench.metrics import METRICS
 from zsadbench.runner import RunConfig, build_plan, execute_plan
 from zsadbench.runner.progress import RunDisplay
-from zsadbench.runner.ray_executor import execute_plan_ray, import_ray
+from zsadbench.runner.ray_executor import SCRATCH_ENV, execute_plan_ray, import_ray
 from zsadbench.store import ResultStore
 
 
@@ -72,6 +72,7 @@ def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway single-machine cluster
     ray = import_ray()
     scratch = Path(tempfile.mkdtemp(prefix="zrb"))
+    os.environ[SCRATCH_ENV] = str(scratch / "workers")  # the workers' caches go with the rest
     rows = []
     try:
         warm_plan = build_plan(_config(scratch / "warm", (0,)))  # compiles the metric kernels
