@@ -77,9 +77,9 @@ def run(*args: str) -> int:
         registry.reset()
 
 
-def created_at(out: Path) -> dict[str, float]:
+def created_at(out: Path, status: str = "ok") -> dict[str, float]:
     with sqlite3.connect(out / "results.sqlite") as conn:
-        return dict(conn.execute("SELECT cell_id, created_at FROM cells WHERE status = 'ok'").fetchall())
+        return dict(conn.execute("SELECT cell_id, created_at FROM cells WHERE status = ?", (status,)).fetchall())
 
 
 def frame(out: Path):
@@ -118,13 +118,15 @@ def test_ray_sweep_equals_the_local_run_cell_for_cell_and_resumes(cluster, data_
         sorted(p.name for p in (local / "cache" / "states").iterdir())
     assert len(list((remote / "cache" / "states").iterdir())) == 2
 
-    created = created_at(remote)
+    created, failed = created_at(remote), created_at(remote, "failed")
     assert run(*sweep, "--out", str(remote), "--executor", "ray", "--address", cluster["address"]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "0 cells computed, 13 reused" in err and "3 failed" in err  # the failed cells are retried
     rerun = frame(remote)
     assert np.array_equal(rerun.loc[ok, METRICS].to_numpy(float), b.loc[ok, METRICS].to_numpy(float), equal_nan=True)
     assert created_at(remote) == created and len(created) == 13
+    again = created_at(remote, "failed")
+    assert set(again) == set(failed) and all(again[c] > failed[c] for c in failed)
 
 
 def test_a_cached_state_is_sent_to_the_worker_instead_of_training_again(cluster, data_root, tmp_path):
