@@ -46,10 +46,10 @@ class AnomalyCLIP(Method):
     default_pretrained: ClassVar[str] = "openai"
     random_init_overrides: ClassVar[dict[str, Any]] = {
         "backbone": "ViT-B-16",
-        "image_size": 224,
+        "image_size": 160,
         "layers": (12,),
         "vv_last": 10,
-        "epochs": 3,
+        "epochs": 2,
     }
     paper: ClassVar[str] = "AnomalyCLIP: Object-agnostic Prompt Learning for Zero-shot Anomaly Detection (ICLR 2024)"
 

@@ -26,7 +26,7 @@ from .model import MPAModel
 from .training import build_moe, train_stage1, train_stage2
 
 PAPER = "Learning Multi-Granularity Visual-Textual Alignment for Zero-Shot Anomaly Detection (ICLR 2026 submission)"
-DEMO: dict[str, Any] = {"backbone": "ViT-B-16", "image_size": 224, "layer": 12, "vv_last": 10, "epochs": 3}
+DEMO: dict[str, Any] = {"backbone": "ViT-B-16", "image_size": 160, "layer": 12, "vv_last": 10, "epochs": 2}
 
 
 class MPA(Method):
@@ -149,7 +149,7 @@ class MPAMA(MPA):
     name: ClassVar[str] = "mpama"
     label: ClassVar[str] = "MPAMA"
     config_class: ClassVar[type[MPAMAConfig]] = MPAMAConfig
-    random_init_overrides: ClassVar[dict[str, Any]] = {**DEMO, "stage2_epochs": 2}
+    random_init_overrides: ClassVar[dict[str, Any]] = {**DEMO, "stage2_epochs": 1}
 
     config: MPAMAConfig
 
