@@ -17,7 +17,7 @@ from .planner import Plan, build_plan
 from .progress import RunDisplay
 from .worker import CellOutcome, compute_group, seed_everything
 
-__all__ = ["RunSummary", "evaluate", "execute_plan", "seed_everything", "store_outcome"]
+__all__ = ["RunSummary", "evaluate", "execute_plan", "lease_pending", "seed_everything", "store_outcome"]
 
 
 @dataclass
@@ -49,7 +49,7 @@ def execute_plan(plan: Plan, display: RunDisplay | None = None) -> RunSummary:
     display = display or RunDisplay(len(plan.cells))
     with display:
         for group in plan.groups:
-            pending = _lease(store, plan, group, finished, summary, display)
+            pending = lease_pending(store, plan, group, finished, summary, display)
             if not pending:
                 continue
             try:
@@ -62,7 +62,7 @@ def execute_plan(plan: Plan, display: RunDisplay | None = None) -> RunSummary:
     return summary
 
 
-def _lease(store: ResultStore, plan: Plan, group: FitGroup, finished: set[str], summary: RunSummary,
+def lease_pending(store: ResultStore, plan: Plan, group: FitGroup, finished: set[str], summary: RunSummary,
            display: RunDisplay) -> list[Cell]:
     """The group's cells this run computes: not finished, and not leased by another live run."""
     pending = []

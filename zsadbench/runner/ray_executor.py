@@ -35,7 +35,7 @@ from typing import Any
 from ..errors import ConfigError, ZsadError
 from ..store import ResultStore
 from ..store.files import atomic_write_bytes
-from .execute import RunSummary, _lease, store_outcome
+from .execute import RunSummary, lease_pending, store_outcome
 from .plan import Cell, FitGroup
 from .planner import Plan
 from .progress import RunDisplay
@@ -223,7 +223,7 @@ def _drive(ray, plan: Plan, display: RunDisplay | None, cpus: float, gpus: float
     with display:
         try:
             for group in plan.groups:
-                pending = _lease(store, plan, group, finished, summary, display)
+                pending = lease_pending(store, plan, group, finished, summary, display)
                 for unit_group, cells in units_of(plan, group, pending):
                     driver.submit(_Unit(unit_group, cells))
             driver.collect()
