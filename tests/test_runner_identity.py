@@ -135,3 +135,18 @@ def test_a_bad_manifest_line_is_named(data_root, tmp_path, capsys):
                "--support-manifest", str(manifest), "--data-root", str(data_root), "--out", str(tmp_path / "out"))
     err = " ".join(capsys.readouterr().err.split())
     assert code == 1 and f"{manifest}:1" in err and "shots" in err
+
+
+def test_a_set_grid_expands_into_variants_each_with_its_own_cells(data_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    common = ("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy", "--data-root",
+              str(data_root), "--out", str(out))
+    assert run(*common, "--set", "gain=1,2,3", "--dry-run") == 0
+    printed = capsys.readouterr().out
+    assert all(f"toy[gain={g}]" in printed for g in (1, 2, 3))
+    assert run(*common, "--set", "toy.gain=1,2,3") == 0
+    rows = ResultStore(out).rows()
+    assert sorted({r.method_label for r in rows}) == ["Toy [gain=1]", "Toy [gain=2]", "Toy [gain=3]"]
+    assert len({r.config_hash for r in rows}) == 3 and len(rows) == 6
+    gains = {json.loads(r.config_json)["gain"] for r in rows}
+    assert gains == {1.0, 2.0, 3.0}
