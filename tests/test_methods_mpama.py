@@ -143,11 +143,11 @@ def test_the_cache_serves_both_stages_so_the_tower_runs_once_per_image(monkeypat
         torch.testing.assert_close(cached.state_dict()[key], value)
 
 
-@pytest.mark.parametrize("stop", [1, 3])
+@pytest.mark.parametrize("stop", [1, 2, 3])
 def test_a_run_killed_in_either_stage_resumes_from_its_last_epoch(tmp_path, stop):
     whole = built(MPAMA, MPAMA_CFG)
     whole.fit(toy_data())
-    checkpoints = FailingAfter(tmp_path / "ckpt", stop=stop)  # 1: stage 1 epoch 1; 3: stage 2 epoch 1
+    checkpoints = FailingAfter(tmp_path / "ckpt", stop=stop)  # 1: inside stage 1; 2: its end; 3: stage 2 epoch 1
     with pytest.raises(Interrupted):
         built(MPAMA, MPAMA_CFG).fit(toy_data(checkpoints=checkpoints))
     assert checkpoints.latest()[0] == stop
