@@ -3,7 +3,7 @@
 For every built-in method, a small sweep on the synthetic dataset is computed four ways: in one process; cell
 group by cell group in separate processes (``--shots k --seeds s``); the same in reverse order; and killed with
 SIGKILL mid-sweep, then resumed. The stored metrics must be bitwise identical (same machine, same threads).
-Adding a method is one line in ``SWEEPS``.
+Adding a method is one line in ``SWEEPS`` (its tiny configuration is the one of ``test_common.TINY``).
 """
 from __future__ import annotations
 
@@ -19,23 +19,37 @@ from pathlib import Path
 import pytest
 
 from runner_helpers import env
+from test_common import TINY
 
-# method -> (--set overrides making it tiny, the sweep's (shots, seed) groups)
-SWEEPS: dict[str, tuple[tuple[str, ...], tuple[tuple[int, int], ...]]] = {
-    "winclip": (("backbone=zsad-tiny-16-240",), ((0, 0), (1, 0), (1, 1))),
-    "visualad": (("backbone=zsad-tiny-14-336", "image_size=56", "layers=2,4", "epochs=1"), ((0, 0), (0, 1))),
+# method -> the sweep's (shots, seed) groups; each method runs its tiny configuration from test_common.TINY
+SWEEPS: dict[str, tuple[tuple[int, int], ...]] = {
+    "winclip": ((0, 0), (1, 0), (1, 1)),
+    "visualad": ((0, 0), (0, 1)),
+    "anomalyclip": ((0, 0), (0, 1)),
+    "mpa": ((0, 0), (0, 1)),
+    "mpama": ((0, 0), (0, 1)),
+    "promptad": ((1, 0), (1, 1)),
+    "finegrainedad": ((1, 0), (1, 1)),
 }
 
 
+def overrides(method: str) -> list[str]:
+    """``--set`` arguments of the method's tiny configuration (shipped captions cover the synthetic set)."""
+    args = []
+    for key, value in TINY[method].items():
+        if key == "captions_dir":
+            continue
+        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        args += ["--set", f"{key}={text}"]
+    return args
+
+
 def command(method: str, out: Path, groups: tuple[tuple[int, int], ...], cache: Path) -> tuple[list[str], dict]:
-    overrides, _ = SWEEPS[method]
     shots = ",".join(sorted({str(k) for k, _ in groups}, key=int))
     seeds = ",".join(sorted({str(s) for _, s in groups}, key=int))
     args = [sys.executable, "-m", "zsadbench", "run", "--method", method, "--datasets", "synthetic", "--pretrained",
             "none", "--shots", shots, "--seeds", seeds, "--eval-size", "64", "--batch-size", "1", "--threads", "2",
-            "--out", str(out), "--no-table"]
-    for item in overrides:
-        args += ["--set", item]
+            "--out", str(out), "--no-table", *overrides(method)]
     return args, env(ZSADBENCH_CACHE=str(cache), ZSADBENCH_SYNTHETIC_SIZE="small")
 
 
@@ -61,7 +75,7 @@ def run_groups(method: str, out: Path, groups, cache: Path) -> None:
 
 @pytest.mark.parametrize("method", sorted(SWEEPS))
 def test_cells_are_identical_alone_in_a_sweep_reversed_and_after_a_kill(method, tmp_path):
-    _, groups = SWEEPS[method]
+    groups = SWEEPS[method]
     cache = tmp_path / "cache"
     whole, alone, backwards, killed = (tmp_path / n for n in ("whole", "alone", "backwards", "killed"))
     args, environment = command(method, whole, groups, cache)
