@@ -8,9 +8,10 @@ import torch
 import torch.nn as nn
 
 from zsadbench.errors import ConfigError, MethodError, NotFittedError
+from zsadbench.maps import smooth, topk_mean, upsample
 from zsadbench.method import FitData
 from zsadbench.methods.visualad.config import VisualADConfig
-from zsadbench.methods.visualad.maps import layer_map, smooth, topk_mean, upsample
+from zsadbench.methods.visualad.maps import layer_map
 from zsadbench.methods.visualad.method import VisualAD
 from zsadbench.methods.visualad.model import VisualADHead
 from zsadbench.methods.visualad.training import make_optimizer, make_schedule

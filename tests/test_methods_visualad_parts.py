@@ -12,17 +12,12 @@ from torchvision.ops import sigmoid_focal_loss
 
 from zsadbench.errors import ConfigError
 from zsadbench.methods.visualad.config import VisualADConfig
-from zsadbench.methods.visualad.losses import (
-    LossParams,
-    dice_loss,
-    focal_loss,
-    image_loss,
-    token_hinge_loss,
-    visualad_loss,
-)
-from zsadbench.methods.visualad.maps import layer_map, smooth, topk_mean, upsample
+from zsadbench.maps import smooth, topk_mean, upsample
+from zsadbench.methods.visualad.losses import LossParams, image_loss, token_hinge_loss, visualad_loss
+from zsadbench.methods.visualad.maps import layer_map
 from zsadbench.methods.visualad.saf import SelfAlignment
 from zsadbench.methods.visualad.sca import SpatialCrossAttention
+from zsadbench.training import dice_loss, focal_loss
 
 
 # -- SCA -------------------------------------------------------------------------------------------

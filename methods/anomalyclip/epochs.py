@@ -17,7 +17,7 @@ import torch
 
 from zsadbench.errors import DataError, MethodError
 from zsadbench.method import FitData
-from zsadbench.methods.visualad.training import epoch_seed
+from zsadbench.training import epoch_seed
 from zsadbench.types import Batch
 
 

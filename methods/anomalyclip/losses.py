@@ -1,7 +1,7 @@
 """AnomalyCLIP's training losses (``loss.py`` / ``train.py``): focal and two Dice terms per map, global CE.
 
 The focal and Dice formulas are the ones the reference shares with VisualAD, so the implementations are
-taken from :mod:`zsadbench.methods.visualad.losses`. ``*_loss`` returns a scalar tensor (lower is better).
+taken from :mod:`zsadbench.training`. ``*_loss`` returns a scalar tensor (lower is better).
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from zsadbench.errors import DataError, MethodError
-from zsadbench.methods.visualad.losses import dice_loss, focal_loss
+from zsadbench.training import dice_loss, focal_loss
 from zsadbench.types import Batch
 
 __all__ = ["dice_loss", "focal_loss", "global_loss", "local_loss", "targets"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zsadbench.methods.visualad.maps import smooth, upsample
+from zsadbench.maps import smooth, upsample
 
 __all__ = ["patch_probabilities", "smooth", "two_class_logits", "upsample"]
 

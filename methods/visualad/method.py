@@ -19,7 +19,7 @@ from zsadbench.method import FitData, Method
 from zsadbench.types import Batch, Prediction
 
 from .config import VisualADConfig
-from .maps import smooth, topk_mean, upsample
+from zsadbench.maps import smooth, topk_mean, upsample
 from .model import VisualADHead, VisualADModel, final_norm_of
 from .training import train
 

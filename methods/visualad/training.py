@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from zsadbench.errors import DataError, MethodError
+from zsadbench.maps import upsample
 from zsadbench.method import FitData
+from zsadbench.training import epoch_seed
 from zsadbench.types import Batch
 
 from .config import VisualADConfig
 from .losses import LossParams, visualad_loss
-from .maps import upsample
 from .model import VisualADModel
 
 
@@ -38,11 +38,6 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: VisualADConfig) -> torc
     """Cosine annealing over ``cfg.epochs`` (stepped once per epoch) down to ``cfg.eta_min``; groups whose base
     lr equals ``eta_min`` (``lr_other`` = 1e-4 by default) stay constant."""
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.eta_min)
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The shuffling seed of one epoch, derived from the run seed."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def loss_params(cfg: VisualADConfig) -> LossParams:
