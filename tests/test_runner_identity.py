@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from zsadbench import registry
+from zsadbench.cli.main import main
 from zsadbench.store import ResultStore
 from zsadbench.store.manifest import SupportManifest
 
@@ -150,3 +152,8 @@ def test_a_set_grid_expands_into_variants_each_with_its_own_cells(data_root, tmp
     assert len({r.config_hash for r in rows}) == 3 and len(rows) == 6
     gains = {json.loads(r.config_json)["gain"] for r in rows}
     assert gains == {1.0, 2.0, 3.0}
+    registry.reset()
+    capsys.readouterr()
+    assert main(["table", "--out", str(out), "--metrics", "image_auroc"]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"Toy [gain={g}]" in printed for g in (1, 2, 3))  # labels are text, not rich markup

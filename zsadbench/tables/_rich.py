@@ -16,7 +16,8 @@ def to_rich(model: TableModel) -> Table:
     notes = "\n".join(f"{marker} {text}".strip() for marker, text in model.footnotes())
     single = len(model.variants) == 1
     title = model.caption or (model.variants[0].display if single else None)
-    table = Table(title=title, caption=notes or None, caption_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=Text(title) if title else None, caption=Text(notes) if notes else None,
+                  caption_justify="left", box=box.SIMPLE_HEAD)
     first, second = model.label_columns()
     table.add_column(first, no_wrap=True)
     table.add_column(second, overflow="fold", max_width=24)
