@@ -6,44 +6,10 @@ import json
 
 import pytest
 
-from zsadbench import registry
-from zsadbench.cli.main import main
 from zsadbench.datasets.groups import expand_datasets
 from zsadbench.store import ResultStore
 
-import fake_trees
-
-COMMON = ["--set", "backbone=zsad-tiny-14-336", "--set", "image_size=28", "--set", "vv_last=3", "--set", "deep_depth=2",
-          "--set", "epochs=1"]
-TINY = {
-    "anomalyclip": COMMON + ["--set", "layers=4"],
-    "mpa": COMMON + ["--set", "layer=4"],
-    "mpama": COMMON + ["--set", "layer=4", "--set", "stage2_epochs=1"],
-}
-
-
-@pytest.fixture(scope="module")
-def fake_root(tmp_path_factory):
-    return fake_trees.make_fake_data_root(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry():
-    registry.reset()
-    yield
-    registry.reset()
-
-
-def run(method: str, datasets: str, root, out, *extra: str) -> int:
-    return main(["run", "--method", method, "--datasets", datasets, "--pretrained", "none", "--data-root", str(root),
-                 "--out", str(out), "--eval-size", "32", "--no-table", *TINY[method], *extra])
-
-
-def provenance(out) -> dict[str, list[dict]]:
-    by_dataset: dict[str, list[dict]] = {}
-    for cell in ResultStore(out).rows():
-        by_dataset.setdefault(cell.dataset, []).append(cell.provenance)
-    return by_dataset
+from clip_prompt_runs import fake_root, fresh_registry, provenance, run  # noqa: F401 - fixtures
 
 
 def test_mpa_runs_every_dataset(fake_root, tmp_path, capsys):
