@@ -2,6 +2,7 @@
 on a real run (synthetic dataset, WinCLIP on a tiny random backbone)."""
 from __future__ import annotations
 
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,6 +85,15 @@ def test_plot_command_on_a_synthetic_run(tmp_path, capsys):
     assert_figures(written, ["scale-synthetic", "shots-synthetic"])  # winclip stores no expert counts
     assert main(["plot", "--out", str(out), "--kind", "scale", "--write", str(tmp_path / "only")]) == 0
     assert_figures(list((tmp_path / "only").iterdir()), ["scale-synthetic"])
+
+
+def test_plot_command_on_the_real_mvtec_samples(tmp_path):
+    real = Path(__file__).resolve().parents[2] / "shared" / "real-samples" / "mvtec_ad_256"
+    out = tmp_path / "out"
+    run = [a if a != "synthetic" else "mvtec" for a in RUN]
+    assert main([*run, "--data-root", str(real), "--shots", "0,1", "--out", str(out)]) == 0
+    assert main(["plot", "--out", str(out)]) == 0
+    assert_figures(sorted((out / "plots").iterdir()), ["scale-mvtec", "shots-mvtec"])
 
 
 def test_expert_plot_from_stored_counts(tmp_path):
