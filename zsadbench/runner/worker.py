@@ -126,11 +126,18 @@ def new_method(plan: Plan, spec: MethodSpec) -> Method:
 # -- fitting -------------------------------------------------------------------------------------
 def _fitted_method(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, step: Step):
     config = plan.config
+    support = None
+    if spec.cls.trains_on_auxiliary and group.shots == 0:
+        state, state_info = _trained_state(plan, spec, group, out, step)  # builds a model only if it trains
+        seed_everything(group.seed, config.threads)
+        step(f"{spec.key}: building model", 0.0)
+        method = new_method(plan, spec)
+        method.load_state_dict(state)
+        return method, {"weights": method.weights_info(), **state_info}, support
     seed_everything(group.seed, config.threads)
     step(f"{spec.key}: building model", 0.0)
     method = new_method(plan, spec)
     info: dict[str, Any] = {"weights": method.weights_info()}
-    support = None
     if group.shots > 0:
         adapter = plan.adapters[group.dataset]
         drawn = draw_support(
@@ -152,12 +159,6 @@ def _fitted_method(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, ste
                            group.seed, report, checkpoints, FeatureCache(out / "cache" / "features")))
         checkpoints.clear()
         info["support"] = files
-    elif spec.cls.trains_on_auxiliary:
-        state, state_info = _trained_state(plan, spec, group, method, out, step)
-        seed_everything(group.seed, config.threads)
-        method = new_method(plan, spec)
-        method.load_state_dict(state)
-        info.update(state_info)
     else:
         method.fit(FitData("none", seed=group.seed))
     return method, info, support
@@ -178,7 +179,8 @@ def state_key(plan: Plan, spec: MethodSpec, group: FitGroup) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def _trained_state(plan: Plan, spec: MethodSpec, group: FitGroup, method: Method, out: Path, step: Step):
+def _trained_state(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, step: Step):
+    """The group's trained state: from the cache, or trained now by a fresh instance (seeded by the group)."""
     config = plan.config
     key = state_key(plan, spec, group)
     path = out / "cache" / "states" / f"{key}.pt"
@@ -187,6 +189,9 @@ def _trained_state(plan: Plan, spec: MethodSpec, group: FitGroup, method: Method
         return torch.load(path, map_location="cpu", weights_only=True), {"state": key, "state_reused": True}
     if config.force:
         checkpoints.clear()
+    seed_everything(group.seed, config.threads)
+    step(f"{spec.key}: building model", 0.0)
+    method = new_method(plan, spec)
     aux = plan.auxiliaries[group.aux]
     images = ImageSet(aux, aux.select("test"), method.input_size, method.input_size, config.workers)
     started = time.perf_counter()
