@@ -2,10 +2,7 @@
 held-out images (new images of the training categories) over the untrained prompts."""
 from __future__ import annotations
 
-import numpy as np
-import pytest
 import torch
-from sklearn.metrics import roc_auc_score
 
 from zsadbench.backbones import FeatureCache
 from zsadbench.datasets.synthetic import AUX_CATEGORIES, SyntheticAuxDataset
@@ -14,27 +11,12 @@ from zsadbench.methods.anomalyclip.config import AnomalyCLIPConfig
 from zsadbench.methods.anomalyclip.method import AnomalyCLIP
 from zsadbench.runner.loading import ImageSet
 
+from learning_helpers import one_thread, pixel_auroc  # noqa: F401 - fixture
+
 SIZE = 112
 # Tiny random CLIP (4 blocks, width 64) at 112 px, the layer-4 map, 8 epochs; every other value is the official one.
 CONFIG = AnomalyCLIPConfig(backbone="zsad-tiny-14-336", image_size=SIZE, layers=(4,), vv_last=3, deep_depth=2, epochs=8)
 COUNTS = dict(categories=AUX_CATEGORIES[:4], n_train=8, n_test_normal=6, n_test_anomalous=10, image_size=128)
-
-
-@pytest.fixture()
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def pixel_auroc(method: AnomalyCLIP, images: ImageSet) -> float:
-    maps, masks = [], []
-    for loaded in images.iter_batches(16):
-        with torch.inference_mode():
-            maps.append(method.predict(loaded.batch).anomaly_map.numpy())
-        masks.append(loaded.masks)
-    return float(roc_auc_score(np.concatenate(masks).ravel(), np.concatenate(maps).ravel()))
 
 
 def test_training_improves_held_out_pixel_auroc(tmp_path, one_thread):

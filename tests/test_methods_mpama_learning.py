@@ -2,31 +2,23 @@
 held-out images (new images of the training categories) over the untrained model."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
 
 from zsadbench.backbones import FeatureCache
 from zsadbench.datasets.synthetic import AUX_CATEGORIES, SyntheticAuxDataset
-from zsadbench.method import FitData, Method
+from zsadbench.method import FitData
 from zsadbench.methods.mpama.config import MPAConfig, MPAMAConfig
 from zsadbench.methods.mpama.method import MPA, MPAMA
 from zsadbench.runner.loading import ImageSet
+
+from learning_helpers import one_thread, pixel_auroc  # noqa: F401 - fixture
 
 SIZE = 112
 # Tiny random CLIP (4 blocks, width 64) at 112 px, 8 stage-1 epochs; stage 2 at lr 1e-3 for 4 epochs (the paper's
 # 1e-6 moves a random-init model by nothing measurable in a few epochs); every other value is the paper's.
 TINY = dict(backbone="zsad-tiny-14-336", image_size=SIZE, layer=4, vv_last=3, deep_depth=2, epochs=8)
 COUNTS = dict(categories=AUX_CATEGORIES[:4], n_train=8, n_test_normal=6, n_test_anomalous=10, image_size=128)
-
-
-@pytest.fixture()
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +28,6 @@ def image_sets(tmp_path_factory):
     train = SyntheticAuxDataset(root / "train", **COUNTS)
     held_out = SyntheticAuxDataset(root / "held_out", seed=1, **COUNTS)
     return ImageSet(train, train.select("test"), SIZE, SIZE), ImageSet(held_out, held_out.select("test"), SIZE, SIZE)
-
-
-def pixel_auroc(method: Method, images: ImageSet) -> float:
-    maps, masks = [], []
-    for loaded in images.iter_batches(16):
-        with torch.inference_mode():
-            maps.append(method.predict(loaded.batch).anomaly_map.numpy())
-        masks.append(loaded.masks)
-    return float(roc_auc_score(np.concatenate(masks).ravel(), np.concatenate(maps).ravel()))
 
 
 def test_both_stages_improve_held_out_pixel_auroc(image_sets, one_thread):

@@ -8,7 +8,6 @@ import sqlite3
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
 
 from zsadbench import registry
 from zsadbench.cli.main import main
@@ -19,18 +18,12 @@ from zsadbench.methods.visualad.method import VisualAD
 from zsadbench.runner.loading import ImageSet
 from zsadbench.store import ResultStore
 
+from learning_helpers import one_thread, pixel_auroc  # noqa: F401 - fixture
+
 SIZE = 112
 # Tiny random CLIP (4 blocks, width 64) at 112 px, all four blocks tapped, 8 epochs; every other value is the
 # reference default (lrs 1e-3 / 1e-4, batch 8, sigma 4, top 1 %).
 CONFIG = VisualADConfig(backbone="zsad-tiny-14-336", image_size=SIZE, layers=(1, 2, 3, 4), epochs=8)
-
-
-@pytest.fixture()
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +40,6 @@ def synthetic(tmp_path_factory):
 def reused(out) -> list[bool]:
     with sqlite3.connect(out / "results.sqlite") as conn:
         return [json.loads(p)["state_reused"] for (p,) in conn.execute("SELECT provenance_json FROM cells")]
-
-
-def pixel_auroc(method: VisualAD, images: ImageSet) -> float:
-    maps, masks = [], []
-    for loaded in images.iter_batches(16):
-        with torch.inference_mode():
-            maps.append(method.predict(loaded.batch).anomaly_map.numpy())
-        masks.append(loaded.masks)
-    return float(roc_auc_score(np.concatenate(masks).ravel(), np.concatenate(maps).ravel()))
 
 
 def test_training_on_auxiliary_categories_improves_pixel_auroc_on_held_out_ones(synthetic, one_thread):
