@@ -1,14 +1,9 @@
-"""Shared by the end-to-end tests of AnomalyCLIP, MPA and MPAMA: their tiny configurations, the fake data
-root, and the CLI run."""
+"""Shared by the end-to-end tests of AnomalyCLIP, MPA and MPAMA: their tiny configurations and the CLI run
+(their ``fake_root`` and ``fresh_registry`` fixtures are in conftest.py)."""
 from __future__ import annotations
 
-import pytest
-
-from zsadbench import registry
 from zsadbench.cli.main import main
 from zsadbench.store import ResultStore
-
-import fake_trees
 
 COMMON = ["--set", "backbone=zsad-tiny-14-336", "--set", "image_size=28", "--set", "vv_last=3", "--set", "deep_depth=2",
           "--set", "epochs=1"]
@@ -19,18 +14,6 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="module")
-def fake_root(tmp_path_factory):
-    return fake_trees.make_fake_data_root(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry():
-    registry.reset()
-    yield
-    registry.reset()
-
-
 def run(method: str, datasets: str, root, out, *extra: str) -> int:
     return main(["run", "--method", method, "--datasets", datasets, "--pretrained", "none", "--data-root", str(root),
                  "--out", str(out), "--eval-size", "32", "--no-table", *TINY[method], *extra])
@@ -39,5 +22,5 @@ def run(method: str, datasets: str, root, out, *extra: str) -> int:
 def provenance(out) -> dict[str, list[dict]]:
     by_dataset: dict[str, list[dict]] = {}
     for cell in ResultStore(out).rows():
-        by_dataset.setdefault(cell.dataset, []).append(cell.provenance)
+        by_dataset.setdefault(cell.dataset, []).append(cell.provenance.to_dict())
     return by_dataset

@@ -1,21 +1,12 @@
-"""Shared by the learning tests: one torch thread (reproducible margins) and held-out pixel AUROC."""
+"""Shared by the learning tests: held-out pixel AUROC (their ``one_thread`` fixture is in conftest.py)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
 from zsadbench.method import Method
 from zsadbench.runner.loading import ImageSet
-
-
-@pytest.fixture()
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def pixel_auroc(method: Method, images: ImageSet) -> float:

@@ -74,6 +74,7 @@ class ToyMethod(Method):
     """Training-free zero-shot: the map is the distance of each pixel to the image's median colour."""
 
     name = "toy"
+    version = "1"
     label = "Toy"
     settings = frozenset({"zero-shot", "few-shot"})
     shots = (1, 2)
@@ -110,6 +111,7 @@ class ToyTrainedMethod(ToyMethod):
     """Zero-shot with auxiliary training: learns a gain from the auxiliary set (counts its fits)."""
 
     name = "toytrained"
+    version = "1"
     settings = frozenset({"zero-shot"})
     shots = ()
     trains_on_auxiliary = True
@@ -173,6 +175,7 @@ class ProbeMethod(ToyMethod):
     how many fits this instance has seen, the precision, whether originals come at file resolution."""
 
     name = "probe"
+    version = "1"
     config_class = ProbeConfig
     random_init_overrides = {}
 
@@ -200,6 +203,7 @@ class EpochTrainedMethod(ToyTrainedMethod):
     training image's category in its state (class-aware methods train on mixed batches)."""
 
     name = "epochtrained"
+    version = "1"
     config_class = ProbeConfig
 
     def fit(self, data: FitData) -> "EpochTrainedMethod":

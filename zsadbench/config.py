@@ -2,6 +2,7 @@
 
 A method's config is a frozen dataclass deriving from :class:`MethodConfig`: every hyper-parameter with
 the paper's value as default. Its sha256 over canonical JSON is part of every cache key and result row.
+The allowed values are declared (:mod:`zsadbench.constraints`) and checked whenever a config is built.
 """
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import dataclasses
 import hashlib
 import json
 import typing
-from typing import Any, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
+from . import constraints
+from .constraints import Constraints, CrossChecks
 from .errors import ConfigError
 
 C = TypeVar("C", bound="MethodConfig")
@@ -68,9 +71,40 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+class FieldInfo(NamedTuple):
+    """One config field as :meth:`MethodConfig.describe_fields` reports it."""
+
+    name: str
+    type: str
+    default: str
+    allowed: str
+
+
 @dataclasses.dataclass(frozen=True)
 class MethodConfig:
-    """Base of every method config: a frozen dataclass with a JSON round trip and a content hash."""
+    """Base of every method config: a frozen dataclass with a JSON round trip and a content hash.
+
+    ``_parameter_constraints`` maps field names to their allowed values and ``_cross_checks`` lists the rules
+    between fields (see :mod:`zsadbench.constraints`); both are class variables, so they never enter the hash.
+    A subclass that defines ``__post_init__`` calls ``super().__post_init__()``.
+    """
+
+    _parameter_constraints: ClassVar[Constraints] = {}
+    _cross_checks: ClassVar[CrossChecks] = ()
+
+    def __post_init__(self) -> None:
+        constraints.check(self)
+
+    @classmethod
+    def describe_fields(cls) -> list[FieldInfo]:
+        """Each field's name, type, default (as typed after ``--set KEY=``) and allowed values."""
+        declared = constraints.parameter_constraints(cls)
+        return [
+            FieldInfo(f.name, f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type)),
+                      constraints.default_text(f),
+                      declared[f.name].text() if f.name in declared else "")
+            for f in dataclasses.fields(cls)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}

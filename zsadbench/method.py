@@ -7,7 +7,6 @@ and returns ``self``; :meth:`Method.predict` maps a :class:`~zsadbench.types.Bat
 """
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,17 +59,45 @@ class FitData:
             self.progress(message, fraction)
 
 
+def is_random_weights(tag: str) -> bool:
+    """Whether a resolved weights tag means a random initialisation: the one place that decides it."""
+    return tag == "none"
+
+
+def fit_kind(cls: type[Method], shots: int) -> FitKind:
+    """The :class:`FitData` kind ``cls.fit`` gets for ``shots`` (0: zero-shot): ``support`` for few-shot,
+    ``auxiliary`` for a zero-shot method that trains on an auxiliary set, else ``none``. Raises
+    :class:`ConfigError` when the method's ``settings`` and ``shots`` do not take that setting, so no method
+    needs to check the kind it is fitted with."""
+    name = getattr(cls, "name", cls.__name__)
+    if shots > 0:
+        if "few-shot" not in cls.settings:
+            raise ConfigError(f"{name} is not a few-shot method (settings: {', '.join(sorted(cls.settings))}); "
+                              "run it with --shots 0")
+        if cls.shots and shots not in cls.shots:
+            raise ConfigError(f"{name} does not take {shots}-shot; it takes k in {', '.join(map(str, cls.shots))}")
+        return "support"
+    if "zero-shot" not in cls.settings:
+        raise ConfigError(f"{name} is not a zero-shot method (settings: {', '.join(sorted(cls.settings))}); "
+                          "run it with --shots K")
+    return "auxiliary" if cls.trains_on_auxiliary else "none"
+
+
 class Method(ABC):
     """Base class of every anomaly-detection method, built-in or third-party.
 
     Subclasses set the class attributes below and implement :meth:`setup` and :meth:`predict`
     (plus :meth:`fit`, :meth:`state_dict` and :meth:`load_state_dict` when they learn anything).
+    ``precision`` is the run's ``--precision``; it reaches the frozen backbone's forward passes one way: as
+    ``precision=self.precision`` to :func:`~zsadbench.backbones.cached_taps` or
+    :func:`~zsadbench.backbones.autocast`.
     """
 
     zsadbench_api: ClassVar[int] = 1
     name: ClassVar[str]
-    #: Bumped whenever a change makes the method's outputs differ; part of every cell id and trained-state key,
-    #: so results of an older version are never reused.
+    #: Every method sets its own (``"1"`` at first) and bumps it with any change that changes its outputs for the
+    #: same config and weights (a fix, a changed default). It is part of every cell id and trained-state key, so
+    #: bumping it recomputes those cells and states instead of reusing stale ones.
     version: ClassVar[str] = "1"
     settings: ClassVar[frozenset[str]] = frozenset({"zero-shot"})
     shots: ClassVar[tuple[int, ...]] = ()
@@ -91,34 +118,47 @@ class Method(ABC):
         device: str = "cpu",
         precision: Precision = "fp32",
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        """Store the arguments, nothing else: :meth:`check_params` checks them and :meth:`setup` builds."""
         self.config = config if config is not None else self.config_class()
         self.pretrained = pretrained
         self.device = device
         self.precision = precision
 
+    def check_params(self) -> "Method":
+        """Raise :class:`ConfigError` unless the stored config and precision fit this method; returns ``self``.
+
+        The config's own fields were checked when it was built; the runner calls this before :meth:`setup`.
+        """
+        if not isinstance(self.config, self.config_class):
+            raise ConfigError(
+                f"{type(self).__name__} takes a {self.config_class.__name__}, got {type(self.config).__name__}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        return self
+
     # -- lifecycle --------------------------------------------------------------------------------
+    @classmethod
+    def resolve_weights(cls, config: MethodConfig, pretrained: str | None) -> str:
+        """The weights ``pretrained`` asks for with ``config``: :attr:`default_pretrained` for ``default`` (or
+        empty), else ``pretrained`` itself. The runner resolves it once per method variant, without building the
+        method; override it when the default depends on the config."""
+        return cls.default_pretrained if pretrained in ("default", "", None) else pretrained
+
     @property
     def pretrained_tag(self) -> str:
-        """The weights actually asked for: the class default when the user said ``default``."""
-        return self.default_pretrained if self.pretrained in ("default", "", None) else self.pretrained
+        """The weights actually asked for (see :meth:`resolve_weights`)."""
+        return self.resolve_weights(self.config, self.pretrained)
 
     @property
     def is_random_init(self) -> bool:
         """True when the backbone runs with random weights (``--pretrained none``)."""
-        return self.pretrained_tag == "none"
+        return is_random_weights(self.pretrained_tag)
 
     @property
     def input_size(self) -> int:
         """Side of the square images the method takes (``config.image_size``)."""
         return int(getattr(self.config, "image_size"))
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """The run's precision for the frozen backbone's forward passes (``fp32``: a no-op context)."""
-        from .backbones.runtime import autocast
-
-        return autocast(self.device, self.precision)
 
     @abstractmethod
     def setup(self) -> "Method":

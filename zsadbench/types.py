@@ -89,7 +89,7 @@ class Prediction:
     """A method's output for one batch: ``pred_score`` float32 ``[B]``, ``anomaly_map`` float32 ``[B,H,W]``.
 
     ``stats`` holds optional counters (e.g. MoE expert usage) that the runner sums over a cell's batches and
-    stores with the cell under ``provenance["method_stats"]``.
+    stores with the cell under ``provenance.method_stats``.
     """
 
     pred_score: torch.Tensor

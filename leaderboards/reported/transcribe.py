@@ -2,7 +2,7 @@
 
 Reads the papers' text (``shared/papers/mpama.md``, ``shared/papers/finegrainedad.md``) and writes one CSV per
 source table into this folder, every number as printed. The mapping from the papers' column and row names to
-zsadbench names is spelt out below; ``tests/test_tables_reported_data.py`` checks every file against the
+zsadbench names is spelt out below; ``tests/tables/test_tables_reported_data.py`` checks every file against the
 numbers of its source table and spot-checks values read from the paper text.
 
     python leaderboards/reported/transcribe.py ../shared/papers

@@ -7,9 +7,34 @@ V-V attention in the last 19 visual blocks, Adam 1e-3 with betas (0.5, 0.999), 1
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from zsadbench.config import MethodConfig
-from zsadbench.errors import ConfigError
+from zsadbench.constraints import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Constraints, CrossCheck, CrossChecks, Interval, Items
+
+#: The allowed values of the fields every AnomalyCLIP-style config shares (tower, prompts, scoring, Adam, losses).
+PROMPT_LEARNING_CONSTRAINTS: Constraints = {
+    "image_size": POSITIVE,
+    "vv_last": NON_NEGATIVE,
+    "n_ctx": POSITIVE,
+    "deep_tokens": NON_NEGATIVE,
+    "deep_depth": POSITIVE,
+    "init_std": NON_NEGATIVE,
+    "temperature": POSITIVE,
+    "sigma": NON_NEGATIVE,
+    "epochs": POSITIVE,
+    "batch_size": POSITIVE,
+    "lr": POSITIVE,
+    "betas": Items(Interval(0, 1, closed="left"), length=2),
+    "focal_gamma": NON_NEGATIVE,
+    "focal_smooth": Interval(0, 0.5, closed="left"),
+    "dice_smooth": NON_NEGATIVE,
+}
+#: Deep prompts overwrite context slots, so there cannot be more of them than context tokens.
+DEEP_TOKENS_FIT_CONTEXT = CrossCheck(
+    ("deep_tokens", "n_ctx"), lambda c: c.deep_tokens <= c.n_ctx,
+    "deep_tokens={deep_tokens} overwrite context slots, so they cannot exceed n_ctx={n_ctx}",
+)
 
 
 @dataclass(frozen=True)
@@ -52,27 +77,8 @@ class AnomalyCLIPConfig(MethodConfig):
     focal_smooth: float = 1e-5
     dice_smooth: float = 1.0
 
-    def __post_init__(self) -> None:
-        check_common(self)
-        name = type(self).__name__
-        if not self.layers or len(set(self.layers)) != len(self.layers) or any(i < 1 for i in self.layers):
-            raise ConfigError(f"{name}.layers must be distinct 1-based block numbers such as 24, got {self.layers!r}")
-        if self.deep_tokens > self.n_ctx:
-            raise ConfigError(
-                f"{name}.deep_tokens={self.deep_tokens} overwrite context slots, so they cannot exceed n_ctx={self.n_ctx}"
-            )
-
-
-def check_common(cfg: MethodConfig) -> None:
-    """Checks shared by the AnomalyCLIP-style configs (AnomalyCLIP, MPA, MPAMA): positive sizes, valid optimiser."""
-    name = type(cfg).__name__
-    for key in ("image_size", "n_ctx", "epochs", "batch_size", "lr", "temperature", "deep_depth"):
-        if not getattr(cfg, key) > 0:
-            raise ConfigError(f"{name}.{key} must be > 0, got {getattr(cfg, key)!r}")
-    for key in ("vv_last", "deep_tokens", "init_std", "sigma", "focal_gamma", "dice_smooth"):
-        if getattr(cfg, key) < 0:
-            raise ConfigError(f"{name}.{key} must be >= 0, got {getattr(cfg, key)!r}")
-    if len(cfg.betas) != 2 or not all(0.0 <= b < 1.0 for b in cfg.betas):
-        raise ConfigError(f"{name}.betas must be two numbers in [0, 1) such as 0.5,0.999, got {cfg.betas!r}")
-    if not 0.0 <= cfg.focal_smooth < 0.5:
-        raise ConfigError(f"{name}.focal_smooth must be in [0, 0.5), got {cfg.focal_smooth!r}")
+    _parameter_constraints: ClassVar[Constraints] = {
+        **PROMPT_LEARNING_CONSTRAINTS,
+        "layers": Items(AT_LEAST_ONE, distinct=True, note="1-based block numbers"),
+    }
+    _cross_checks: ClassVar[CrossChecks] = (DEEP_TOKENS_FIT_CONTEXT,)

@@ -13,6 +13,7 @@ import torch
 from zsadbench.backbones import create_clip
 from zsadbench.errors import MethodError
 from zsadbench.method import FitData, Method
+from zsadbench.training import check_state
 from zsadbench.types import Batch, Prediction
 
 from .config import AnomalyCLIPConfig
@@ -22,23 +23,11 @@ from .training import train
 from .visual import tower_features
 
 
-def check_state(expected: dict[str, torch.Tensor], state: dict[str, Any], name: str) -> None:
-    """Raise :class:`MethodError` naming the first key when ``state`` does not fit ``expected``."""
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or wrong:
-        first = (missing or unexpected or wrong)[0]
-        raise MethodError(
-            f"{name} state does not fit this config ({len(missing)} missing, {len(unexpected)} unexpected, "
-            f"{len(wrong)} mis-shaped keys, first {first!r}); load it with the config it was trained with"
-        )
-
-
 class AnomalyCLIP(Method):
     """AnomalyCLIP on a frozen CLIP; see :class:`~.config.AnomalyCLIPConfig` for every hyper-parameter."""
 
     name: ClassVar[str] = "anomalyclip"
+    version: ClassVar[str] = "1"
     label: ClassVar[str] = "AnomalyCLIP"
     settings: ClassVar[frozenset[str]] = frozenset({"zero-shot"})
     trains_on_auxiliary: ClassVar[bool] = True
@@ -68,10 +57,6 @@ class AnomalyCLIP(Method):
 
     def fit(self, data: FitData) -> "AnomalyCLIP":
         """Train the prompts on the auxiliary set for ``config.epochs`` epochs (resuming from checkpoints)."""
-        if data.kind != "auxiliary":
-            raise MethodError(
-                f"{self.name} is zero-shot and trains on an auxiliary set; it takes no {data.kind!r} fit data (run it with shots 0)"
-            )
         model = self.setup().model_
         self._text = None
         self.history_ = train(model, data, self.config, self.device, self.precision)

@@ -8,10 +8,10 @@ the same on the image feature.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 
 from zsadbench.backbones import PromptTextEncoder
 from zsadbench.backbones.clip import ClipBackbone
+from zsadbench.training import FrozenBackboneModel
 
 from .config import AnomalyCLIPConfig
 from .prompts import ObjectAgnosticPrompts, check_text_depth
@@ -19,26 +19,16 @@ from .scoring import patch_probabilities, two_class_logits
 from .visual import TowerFeatures, check_tower
 
 
-class AnomalyCLIPModel(nn.Module):
+class AnomalyCLIPModel(FrozenBackboneModel):
     """Frozen ``backbone`` plus :class:`ObjectAgnosticPrompts`; only ``prompts`` has parameters to train."""
 
     def __init__(self, backbone: ClipBackbone, cfg: AnomalyCLIPConfig) -> None:
-        super().__init__()
         check_tower(backbone, cfg.layers, cfg.vv_last, type(cfg).__name__)
-        self.backbone = backbone.requires_grad_(False).eval()
+        super().__init__(backbone)
         self.encoder = PromptTextEncoder(backbone)
         check_text_depth(self.encoder, cfg.deep_depth, type(cfg).__name__)
         self.prompts = ObjectAgnosticPrompts(self.encoder, cfg.n_ctx, cfg.deep_tokens, cfg.deep_depth, cfg.init_std)
         self.cfg = cfg
-
-    def train(self, mode: bool = True) -> "AnomalyCLIPModel":
-        super().train(mode)
-        self.backbone.eval()
-        return self
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        return tuple(self.backbone.grid_size)  # type: ignore[return-value]
 
     def text_features(self) -> torch.Tensor:
         """``[2, embed_dim]`` normalised (normal, anomaly) text features."""

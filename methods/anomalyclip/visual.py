@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
-from zsadbench.backbones import FeatureCache, autocast, backbone_namespace
+from zsadbench.backbones import FeatureCache, cached_taps
 from zsadbench.backbones.clip import ClipBackbone
 from zsadbench.errors import ConfigError
+from zsadbench.training import check_layers
 
 
 @dataclass
@@ -24,15 +25,10 @@ class TowerFeatures:
     patches: list[torch.Tensor]
 
 
-def check_tower(backbone: ClipBackbone, layers: Sequence[int], vv_last: int, owner: str) -> None:
-    """Raise naming the config field when ``layers`` or ``vv_last`` do not fit the backbone's depth."""
+def check_tower(backbone: ClipBackbone, layers: Sequence[int], vv_last: int, owner: str, field: str = "layers") -> None:
+    """Raise naming ``owner.field`` or ``owner.vv_last`` when they do not fit the backbone's depth."""
+    check_layers(backbone, layers, f"{owner}.{field}")
     depth = backbone.depth
-    bad = [layer for layer in layers if not 1 <= layer <= depth]
-    if bad:
-        raise ConfigError(
-            f"{owner}: layer(s) {bad} outside 1..{depth}, the visual blocks of {backbone.name}; "
-            f"e.g. --set layers={depth}"
-        )
     if vv_last > depth:
         raise ConfigError(
             f"{owner}.vv_last={vv_last} exceeds the {depth} visual blocks of {backbone.name}; "
@@ -49,22 +45,10 @@ def tower_features(
     cache: FeatureCache | None = None,
     precision: str = "fp32",
 ) -> TowerFeatures:
-    """Run (or read from ``cache``) the frozen tower on RGB images in ``[0, 1]``; float32, no gradient."""
+    """The frozen tower (through ``cache`` when given) on RGB images in ``[0, 1]``; float32, no gradient."""
     layers = [int(layer) for layer in layers]
-
-    def compute(subset: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.no_grad(), autocast(subset.device, precision):  # type: ignore[arg-type]
-            out = backbone.forward_intermediates(backbone.normalize(subset), layers, vv_last=vv_last)
-            found = {"cls": out.cls.float()}
-            for index, patches in zip(out.indices, out.patches):
-                found[f"patches.{index}"] = backbone.post_norm(patches).float()
-        return found
-
-    if cache is None:
-        found = compute(images01)
-    else:
-        namespace = backbone_namespace(
-            backbone, layers, vv_last=vv_last, precision=precision, content="raw-cls+ln_post-patches"
-        )
-        found = cache.batch(images01, namespace, compute)
-    return TowerFeatures(cls=found["cls"], patches=[found[f"patches.{layer}"] for layer in layers])
+    taps = cached_taps(cache, backbone, backbone.normalize(images01), layers, vv_last=vv_last, precision=precision)
+    position = {index: k for k, index in enumerate(taps.indices)}
+    with torch.no_grad():
+        patches = [backbone.post_norm(taps.patches[position[layer]].float()).float() for layer in layers]
+    return TowerFeatures(cls=taps.cls.float(), patches=patches)

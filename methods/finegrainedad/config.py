@@ -1,15 +1,16 @@
 """Hyper-parameters of FineGrainedAD, with the values of the public code (``RetoFan233/FineGrainedAD`` @ ``aa6b041``)
 and, where the code is silent or degenerate, of the paper (arXiv 2510.26464) as defaults.
 
-It extends :class:`~zsadbench.methods.promptad.config.PromptADConfig` (backbone, prompts, schedule, maps); the
+It extends :class:`~zsadbench.methods.promptad.PromptADConfig` (backbone, prompts, schedule, maps); the
 margin of the triplet loss is 1 (PromptAD: 0) and the classification prompts train for 50 epochs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from zsadbench.errors import ConfigError
-from zsadbench.methods.promptad.config import PromptADConfig
+from zsadbench.constraints import AT_LEAST_ONE, NON_NEGATIVE, Constraints, CrossCheck, CrossChecks
+from zsadbench.methods.promptad import PromptADConfig
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,17 @@ class FineGrainedADConfig(PromptADConfig):
     image_reweight: bool = False
     as_shipped: bool = False
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        name = type(self).__name__
-        if self.cluster_size % self.image_size:
-            raise ConfigError(f"{name}.cluster_size={self.cluster_size} must be a multiple of image_size={self.image_size} "
-                              f"(e.g. {4 * self.image_size})")
-        for key in ("cluster_k_stage1", "cluster_k_stage2", "query_heads", "n_attr_abnormal"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{name}.{key} must be >= 1, got {getattr(self, key)!r}")
-        for key in ("region_weight", "lambda_reg", "lambda_query", "attr_weight_init_std"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{name}.{key} must be >= 0, got {getattr(self, key)!r}")
+    _parameter_constraints: ClassVar[Constraints] = {
+        "n_attr_abnormal": AT_LEAST_ONE,
+        "attr_weight_init_std": NON_NEGATIVE,
+        "cluster_k_stage1": AT_LEAST_ONE,
+        "cluster_k_stage2": AT_LEAST_ONE,
+        "region_weight": NON_NEGATIVE,
+        "lambda_reg": NON_NEGATIVE,
+        "lambda_query": NON_NEGATIVE,
+        "query_heads": AT_LEAST_ONE,
+    }
+    _cross_checks: ClassVar[CrossChecks] = (
+        CrossCheck(("cluster_size", "image_size"), lambda c: c.cluster_size % c.image_size == 0,
+                   "cluster_size={cluster_size} must be a multiple of image_size={image_size}, such as 4 × {image_size}"),
+    )

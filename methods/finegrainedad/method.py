@@ -13,9 +13,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
-from zsadbench.methods.promptad.features import VisualFeatures, extract
-from zsadbench.methods.promptad.method import PromptAD
-from zsadbench.methods.promptad.training import Phase
+from zsadbench.methods.promptad import Phase, PromptAD, VisualFeatures, extract
 
 from .config import FineGrainedADConfig
 from .mfsc import load_captions
@@ -27,6 +25,7 @@ class FineGrainedAD(PromptAD):
     """FineGrainedAD; see :class:`~.config.FineGrainedADConfig` for every hyper-parameter."""
 
     name: ClassVar[str] = "finegrainedad"
+    version: ClassVar[str] = "1"
     label: ClassVar[str] = "FineGrainedAD"
     config_class: ClassVar[type[FineGrainedADConfig]] = FineGrainedADConfig
     random_init_overrides: ClassVar[dict[str, Any]] = {
@@ -53,7 +52,7 @@ class FineGrainedAD(PromptAD):
         backbone = self.backbone_
 
         def encode(tiles: torch.Tensor) -> torch.Tensor:
-            return extract(backbone, tiles, cfg.memory_layers, autocast=self.autocast()).patches
+            return extract(backbone, tiles, cfg.memory_layers, precision=self.precision).patches
 
         tokens = tiled_tokens(encode, [o.to(self.device) for o in originals], cfg.cluster_size, cfg.image_size)
         with torch.no_grad():

@@ -19,8 +19,7 @@ from __future__ import annotations
 import random
 import re
 
-from zsadbench.methods.promptad.prompts import GroupTexts
-from zsadbench.methods.promptad.states import abnormal_states
+from zsadbench.methods.promptad import GroupTexts, abnormal_states
 
 from .mfsc import MFSCCaptions
 

@@ -7,11 +7,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zsadbench.backbones import ClipBackbone, PromptTextEncoder
-from zsadbench.methods.promptad.features import VisualFeatures
-from zsadbench.methods.promptad.losses import mean_alignment_loss, token_summed_triplet_loss, triplet_loss, v2t_loss
-from zsadbench.methods.promptad.model import Scores, logit_scale
-from zsadbench.methods.promptad.prompts import GroupFeatures, PromptBank
-from zsadbench.methods.promptad.scoring import memory_score, text_score
+from zsadbench.methods.promptad import (
+    GroupFeatures,
+    PromptBank,
+    Scores,
+    VisualFeatures,
+    logit_scale,
+    mean_alignment_loss,
+    memory_score,
+    text_score,
+    token_summed_triplet_loss,
+    triplet_loss,
+    v2t_loss,
+)
 
 from .config import FineGrainedADConfig
 from .mfsc import MFSCCaptions

@@ -9,13 +9,11 @@ switchable here; every ablation of the paper is a field (see the README's table)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from zsadbench.config import MethodConfig
-from zsadbench.errors import ConfigError
-from zsadbench.methods.anomalyclip.config import check_common
-
-STRATEGIES = ("mpa", "cp", "dp", "mpdp", "mpdpb")
+from zsadbench.constraints import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Constraints, CrossCheck, CrossChecks, Interval, Items
+from zsadbench.methods.anomalyclip import DEEP_TOKENS_FIT_CONTEXT, PROMPT_LEARNING_CONSTRAINTS
 
 
 @dataclass(frozen=True)
@@ -85,26 +83,22 @@ class MPAConfig(MethodConfig):
     focal_smooth: float = 1e-5
     dice_smooth: float = 1.0
 
-    def __post_init__(self) -> None:
-        check_common(self)
-        name = type(self).__name__
-        if self.layer < 1:
-            raise ConfigError(f"{name}.layer must be a 1-based block number such as 24, got {self.layer!r}")
-        if not self.perceptions or any(p < 1 for p in self.perceptions) or len(set(self.perceptions)) != len(self.perceptions):
-            raise ConfigError(f"{name}.perceptions must be distinct pooling sizes >= 1 such as 1,2,3,4, got {self.perceptions!r}")
-        if not 0 <= self.shared_prefix <= self.n_ctx:
-            raise ConfigError(f"{name}.shared_prefix must be between 0 and n_ctx={self.n_ctx}, got {self.shared_prefix!r}")
-        if self.deep_tokens > self.n_ctx:
-            raise ConfigError(f"{name}.deep_tokens={self.deep_tokens} overwrite context slots, so they cannot exceed n_ctx={self.n_ctx}")
-        if self.prompt_strategy not in STRATEGIES:
-            raise ConfigError(f"{name}.prompt_strategy must be one of {', '.join(STRATEGIES)}, got {self.prompt_strategy!r}")
-        if not 0.0 <= self.map_weight <= 1.0:
-            raise ConfigError(f"{name}.map_weight must be in [0, 1], got {self.map_weight!r}")
-        if not self.bridge_hidden_ratio > 0:
-            raise ConfigError(f"{name}.bridge_hidden_ratio must be > 0, got {self.bridge_hidden_ratio!r}")
-        for key in ("hinge_weight", "margin_normal", "margin_anomaly"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{name}.{key} must be >= 0, got {getattr(self, key)!r}")
+    _parameter_constraints: ClassVar[Constraints] = {
+        **PROMPT_LEARNING_CONSTRAINTS,
+        "layer": Interval(1, None, closed="left", note="a 1-based block number"),
+        "shared_prefix": NON_NEGATIVE,
+        "perceptions": Items(AT_LEAST_ONE, distinct=True, note="pooling sizes"),
+        "bridge_hidden_ratio": POSITIVE,
+        "map_weight": Interval(0, 1, closed="both"),
+        "hinge_weight": NON_NEGATIVE,
+        "margin_normal": NON_NEGATIVE,
+        "margin_anomaly": NON_NEGATIVE,
+    }
+    _cross_checks: ClassVar[CrossChecks] = (
+        CrossCheck(("shared_prefix", "n_ctx"), lambda c: c.shared_prefix <= c.n_ctx,
+                   "shared_prefix={shared_prefix} shares context tokens, so it cannot exceed n_ctx={n_ctx}"),
+        DEEP_TOKENS_FIT_CONTEXT,
+    )
 
     def layout(self) -> PromptLayout:
         """The prompt structure the switches and ``prompt_strategy`` describe."""
@@ -145,18 +139,14 @@ class MPAMAConfig(MPAConfig):
     stage2_lr: float = 1e-6
     balance_weight: float = 0.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        name = type(self).__name__
-        if self.experts < 0:
-            raise ConfigError(f"{name}.experts must be >= 1, or 0 for the paper's rule (5 on MVTec AD, 4 on VisA), got {self.experts!r}")
-        for key in ("top_k", "stage2_epochs", "stage2_lr"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"{name}.{key} must be > 0, got {getattr(self, key)!r}")
-        if self.routing not in ("pre", "post"):
-            raise ConfigError(f"{name}.routing must be 'pre' or 'post', got {self.routing!r}")
-        if self.router_init_std < 0 or self.balance_weight < 0:
-            raise ConfigError(f"{name}.router_init_std and balance_weight must be >= 0")
+    _parameter_constraints: ClassVar[Constraints] = {
+        "experts": Interval(0, None, closed="left", note="0 applies the paper's rule: 5 on MVTec AD, 4 on VisA"),
+        "top_k": POSITIVE,
+        "router_init_std": NON_NEGATIVE,
+        "stage2_epochs": POSITIVE,
+        "stage2_lr": POSITIVE,
+        "balance_weight": NON_NEGATIVE,
+    }
 
     def experts_for(self, auxiliary: str) -> int:
         """The pool size used when training on ``auxiliary``: ``experts``, or the paper's rule when it is 0."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zsadbench.methods.anomalyclip.losses import global_loss, local_loss
+from zsadbench.methods.anomalyclip import global_loss, local_loss
 
 from .config import MPAConfig
 

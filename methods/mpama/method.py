@@ -14,16 +14,15 @@ import torch
 
 from zsadbench.backbones import create_clip
 from zsadbench.errors import MethodError
+from zsadbench.maps import smooth, upsample
 from zsadbench.method import FitData, Method
-from zsadbench.methods.anomalyclip.epochs import latest
-from zsadbench.methods.anomalyclip.method import check_state
-from zsadbench.methods.anomalyclip.scoring import smooth, upsample
-from zsadbench.methods.anomalyclip.visual import tower_features
+from zsadbench.methods.anomalyclip import tower_features
+from zsadbench.training import EpochTrainer, check_state
 from zsadbench.types import Batch, Prediction
 
 from .config import MPAConfig, MPAMAConfig
 from .model import MPAModel
-from .training import build_moe, train_stage1, train_stage2
+from .training import build_moe, stage1, stage2
 
 PAPER = "Learning Multi-Granularity Visual-Textual Alignment for Zero-Shot Anomaly Detection (ICLR 2026 submission)"
 DEMO: dict[str, Any] = {"backbone": "ViT-B-16", "image_size": 160, "layer": 12, "vv_last": 10, "epochs": 2}
@@ -33,6 +32,7 @@ class MPA(Method):
     """MPA: stage 1 only (prompts learn, the CLIP stays frozen); see :class:`~.config.MPAConfig`."""
 
     name: ClassVar[str] = "mpa"
+    version: ClassVar[str] = "1"
     label: ClassVar[str] = "MPA"
     settings: ClassVar[frozenset[str]] = frozenset({"zero-shot"})
     trains_on_auxiliary: ClassVar[bool] = True
@@ -54,37 +54,35 @@ class MPA(Method):
             self.model_ = MPAModel(backbone, cfg).to(self.device).eval()
         return self
 
-    def _check_kind(self, data: FitData) -> None:
-        if data.kind != "auxiliary":
-            raise MethodError(
-                f"{self.name} is zero-shot and trains on an auxiliary set; it takes no {data.kind!r} fit data (run it with shots 0)"
-            )
-
     @property
     def total_epochs(self) -> int:
         return self.config.epochs
 
-    def _stage1(self, data: FitData, done: int, state: dict[str, Any]) -> list[dict[str, float]]:
-        """Stage 1, resumed at ``done``; when the checkpoint is past stage 1, load its prompts instead."""
-        model = self.model_
-        if done > self.config.epochs:
-            model.prompts.load_state_dict(state["prompts"])
-            return list(state["stage1_history"])
-        return train_stage1(model, data, self.config, self.device, self.precision, done, state, self.total_epochs)
-
     def fit(self, data: FitData) -> "MPA":
-        """Train stage 1 on the auxiliary set (resuming from ``data.checkpoints``); the last epoch is kept."""
-        self._check_kind(data)
-        model = self.setup().model_
-        self._text = None
-        done, state = latest(data)
-        model.train()
-        try:
-            self.history_ = {"stage1": self._stage1(data, done, state)}
-        finally:
-            model.eval()
+        """Train on the auxiliary set (stage 1; MPAMA: then stage 2), resuming from ``data.checkpoints``; the last
+        epoch of each stage is kept."""
+        self.history_ = self._train(data)
         self.fitted_ = True
         return self
+
+    def _train(self, data: FitData) -> dict[str, list[dict[str, float]]]:
+        """Stage 1, then (MPAMA with ``moe``) stage 2, under one trainer; the losses of each stage."""
+        cfg = self.config
+        model = self.setup().model_
+        self._text = None
+        model.moe = None
+        trainer = EpochTrainer(data, self.label, self.total_epochs)
+        model.train()
+        try:
+            history = {"stage1": trainer.fit(stage1(model, data, cfg, self.device, self.precision, self.label))}
+            if getattr(cfg, "moe", False):
+                resumed = trainer.resumes_after(cfg.epochs)
+                experts = int(trainer.saved("experts")) if resumed else cfg.experts_for(data.dataset)
+                model.moe = build_moe(model, cfg, experts, data.seed)
+                history["stage2"] = trainer.fit(stage2(model, data, cfg, self.device, self.precision, self.label))
+        finally:
+            model.eval()
+        return history
 
     def predict(self, batch: Batch) -> Prediction:
         """Mean level map ``[B, S, S]`` (smoothed) and ``(1 − w)·global + w·max(map)`` scores ``[B]``."""
@@ -147,6 +145,7 @@ class MPAMA(MPA):
     """MPAMA: stage 1 (MPA), then the MoE adaptation of the visual projection with the text frozen."""
 
     name: ClassVar[str] = "mpama"
+    version: ClassVar[str] = "1"
     label: ClassVar[str] = "MPAMA"
     config_class: ClassVar[type[MPAMAConfig]] = MPAMAConfig
     random_init_overrides: ClassVar[dict[str, Any]] = {**DEMO, "stage2_epochs": 1}
@@ -156,27 +155,3 @@ class MPAMA(MPA):
     @property
     def total_epochs(self) -> int:
         return self.config.epochs + (self.config.stage2_epochs if self.config.moe else 0)
-
-    def fit(self, data: FitData) -> "MPAMA":
-        """Stage 1 then (with ``moe``) stage 2, resuming either from ``data.checkpoints``; one state for both."""
-        self._check_kind(data)
-        cfg = self.config
-        model = self.setup().model_
-        self._text = None
-        model.moe = None
-        done, state = latest(data)
-        model.train()
-        try:
-            history = {"stage1": self._stage1(data, done, state)}
-            if cfg.moe:
-                in_stage2 = done > cfg.epochs
-                experts = int(state["experts"]) if in_stage2 else cfg.experts_for(data.dataset)
-                model.moe = build_moe(model, cfg, experts, data.seed)
-                history["stage2"] = train_stage2(model, data, cfg, self.device, self.precision,
-                                                 done - cfg.epochs if in_stage2 else 0, state if in_stage2 else {},
-                                                 history["stage1"])
-        finally:
-            model.eval()
-        self.history_ = history
-        self.fitted_ = True
-        return self

@@ -10,14 +10,12 @@ projection). Level map: softmax of ``cos(v^p, ℓ^p) / τ`` over (normal, anomal
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from zsadbench.backbones import PromptTextEncoder
 from zsadbench.backbones.clip import ClipBackbone
-from zsadbench.methods.anomalyclip.prompts import check_text_depth
-from zsadbench.methods.anomalyclip.scoring import patch_probabilities, two_class_logits
-from zsadbench.methods.anomalyclip.visual import check_tower
+from zsadbench.methods.anomalyclip import check_text_depth, check_tower, patch_probabilities, two_class_logits
+from zsadbench.training import FrozenBackboneModel
 
 from .config import MPAConfig
 from .moe import MoEProjection
@@ -25,14 +23,13 @@ from .pooling import perception_pool
 from .prompts import MultiPerceptionPrompts
 
 
-class MPAModel(nn.Module):
+class MPAModel(FrozenBackboneModel):
     """Frozen ``backbone``, :class:`MultiPerceptionPrompts` and, for MPAMA's stage 2, a :class:`MoEProjection`."""
 
     def __init__(self, backbone: ClipBackbone, cfg: MPAConfig) -> None:
-        super().__init__()
         owner = type(cfg).__name__
-        check_tower(backbone, [cfg.layer], cfg.vv_last, owner)
-        self.backbone = backbone.requires_grad_(False).eval()
+        check_tower(backbone, [cfg.layer], cfg.vv_last, owner, "layer")
+        super().__init__(backbone)
         self.encoder = PromptTextEncoder(backbone)
         check_text_depth(self.encoder, cfg.deep_depth, owner)
         self.layout = cfg.layout()
@@ -43,15 +40,6 @@ class MPAModel(nn.Module):
         self.moe: MoEProjection | None = None
         self.routing = getattr(cfg, "routing", "post")
         self.cfg = cfg
-
-    def train(self, mode: bool = True) -> "MPAModel":
-        super().train(mode)
-        self.backbone.eval()
-        return self
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        return tuple(self.backbone.grid_size)  # type: ignore[return-value]
 
     def text_features(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(local [L, 2, D], global [2, D])`` normalised text features."""

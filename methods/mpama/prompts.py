@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zsadbench.backbones import PromptTextEncoder
-from zsadbench.methods.anomalyclip.prompts import PromptTokens, deep_prompt_list, prompt_texts
+from zsadbench.methods.anomalyclip import PromptTokens, deep_prompt_list, prompt_texts
 
 from .config import PromptLayout
 

@@ -1,4 +1,5 @@
-"""The two training stages, checkpointed under one epoch counter (stage 2's epoch k is ``epochs + k``).
+"""The two training stages, run by one :class:`~zsadbench.training.EpochTrainer` (stage 2's epoch k is epoch
+``epochs + k`` of the fit).
 
 Stage 1 (MPA): the text side learns (Adam, ``lr``) with the image tower frozen; loss Eq. 5 =
 ``L_global + Σ_p L_local + λ Σ_p L_hinge``. Stage 2 (MPAMA): the prompts are frozen (their text features
@@ -8,15 +9,12 @@ through ``FitData.features`` when the runner provides a cache, so the tower runs
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
+from zsadbench.maps import upsample
 from zsadbench.method import FitData
-from zsadbench.methods.anomalyclip.epochs import check_finite, restore_rng, run_epochs
-from zsadbench.methods.anomalyclip.losses import targets
-from zsadbench.methods.anomalyclip.scoring import upsample
-from zsadbench.methods.anomalyclip.visual import TowerFeatures, tower_features
+from zsadbench.methods.anomalyclip import TowerFeatures, tower_features
+from zsadbench.training import Stage, targets
 from zsadbench.types import Batch
 
 from .config import MPAConfig, MPAMAConfig
@@ -31,20 +29,11 @@ def _tower(model: MPAModel, batch: Batch, data: FitData, device: str, precision:
                           precision=precision)
 
 
-def train_stage1(
-    model: MPAModel, data: FitData, cfg: MPAConfig, device: str, precision: str, done: int, state: dict[str, Any], total: int
-) -> list[dict[str, float]]:
-    """Stage 1 from epoch ``done`` (restoring ``state`` when ``done > 0``); returns its epoch losses."""
-    owner = type(cfg).__name__.removesuffix("Config")
+def stage1(model: MPAModel, data: FitData, cfg: MPAConfig, device: str, precision: str, owner: str) -> Stage:
+    """Stage 1: the prompts learn on the frozen tower."""
     optimizer = torch.optim.Adam(model.prompts.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-    history: list[dict[str, float]] = []
-    if done:
-        model.prompts.load_state_dict(state["prompts"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = list(state["history"])
-        restore_rng(state["rng"])
 
-    def step(batch: Batch) -> dict[str, torch.Tensor]:
+    def loss(batch: Batch) -> dict[str, torch.Tensor]:
         masks, labels = targets(batch, cfg.image_size, device, owner)
         tower = _tower(model, batch, data, device, precision)
         local_text, global_text = model.text_features()
@@ -52,18 +41,9 @@ def train_stage1(
         maps = [upsample(m, cfg.image_size) for m in model.level_maps(tokens, local_text)]
         local, hinge = level_losses(maps, masks, cfg)
         image = global_loss(model.image_logits(tower.cls, global_text), labels)
-        total_loss = image + local + cfg.hinge_weight * hinge
-        check_finite(total_loss, owner, f"stage 1, epoch {len(history) + 1}")
-        optimizer.zero_grad(set_to_none=True)
-        total_loss.backward()
-        optimizer.step()
-        return {"total": total_loss, "global": image, "local": local, "hinge": hinge}
+        return {"total": image + local + cfg.hinge_weight * hinge, "global": image, "local": local, "hinge": hinge}
 
-    def snapshot() -> dict[str, Any]:
-        return {"prompts": model.prompts.state_dict(), "optimizer": optimizer.state_dict()}
-
-    return run_epochs(data, owner=owner, offset=0, start=done, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                      step=step, snapshot=snapshot, history=history, total_epochs=total)
+    return Stage("stage1", cfg.epochs, {"prompts": model.prompts}, optimizer, loss, batch_size=cfg.batch_size)
 
 
 def build_moe(model: MPAModel, cfg: MPAMAConfig, experts: int, seed: int) -> MoEProjection:
@@ -75,40 +55,21 @@ def build_moe(model: MPAModel, cfg: MPAMAConfig, experts: int, seed: int) -> MoE
     ).to(model.backbone.device)
 
 
-def train_stage2(
-    model: MPAModel, data: FitData, cfg: MPAMAConfig, device: str, precision: str, done: int, state: dict[str, Any],
-    stage1: list[dict[str, float]],
-) -> list[dict[str, float]]:
-    """Stage 2 from its epoch ``done`` (restoring ``state`` when ``done > 0``) on ``model.moe``; text frozen."""
-    owner = "MPAMA"
+def stage2(model: MPAModel, data: FitData, cfg: MPAMAConfig, device: str, precision: str, owner: str) -> Stage:
+    """Stage 2: ``model.moe`` learns with the text features of the trained (now frozen) prompts."""
     moe = model.moe
     optimizer = torch.optim.Adam(moe.parameters(), lr=cfg.stage2_lr, betas=tuple(cfg.betas))
-    history: list[dict[str, float]] = []
-    if done:
-        moe.load_state_dict(state["moe"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = list(state["history"])
-        restore_rng(state["rng"])
     with torch.no_grad():
         local_text, _ = model.text_features()
 
-    def step(batch: Batch) -> dict[str, torch.Tensor]:
+    def loss(batch: Batch) -> dict[str, torch.Tensor]:
         masks, _ = targets(batch, cfg.image_size, device, owner)
         tower = _tower(model, batch, data, device, precision)
         tokens, _, balance = model.level_tokens(tower.patches[0])
         maps = [upsample(m, cfg.image_size) for m in model.level_maps(tokens, local_text)]
         local, hinge = level_losses(maps, masks, cfg)
-        total_loss = local + cfg.hinge_weight * hinge + cfg.balance_weight * balance
-        check_finite(total_loss, owner, f"stage 2, epoch {len(history) + 1}")
-        optimizer.zero_grad(set_to_none=True)
-        total_loss.backward()
-        optimizer.step()
-        return {"total": total_loss, "local": local, "hinge": hinge, "balance": balance}
+        total = local + cfg.hinge_weight * hinge + cfg.balance_weight * balance
+        return {"total": total, "local": local, "hinge": hinge, "balance": balance}
 
-    def snapshot() -> dict[str, Any]:
-        return {"prompts": model.prompts.state_dict(), "moe": moe.state_dict(), "optimizer": optimizer.state_dict(),
-                "experts": moe.experts, "stage1_history": stage1}
-
-    return run_epochs(data, owner=owner, offset=cfg.epochs, start=done, epochs=cfg.stage2_epochs,
-                      batch_size=cfg.batch_size, step=step, snapshot=snapshot, history=history,
-                      total_epochs=cfg.epochs + cfg.stage2_epochs)
+    return Stage("stage2", cfg.stage2_epochs, {"prompts": model.prompts, "moe": moe}, optimizer, loss,
+                 batch_size=cfg.batch_size, extra={"experts": moe.experts})

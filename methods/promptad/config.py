@@ -7,10 +7,10 @@ k support images (``epochs_cls=0`` scores images with the segmentation prompts i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from zsadbench.config import MethodConfig
-from zsadbench.errors import ConfigError
+from zsadbench.constraints import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Constraints, Items
 
 
 @dataclass(frozen=True)
@@ -62,21 +62,22 @@ class PromptADConfig(MethodConfig):
     map_size: int = 400
     sigma: float = 4.0
 
-    def __post_init__(self) -> None:
-        check_common(self)
-
-
-def check_common(cfg: MethodConfig) -> None:
-    """Checks shared by PromptAD and the methods built on it (one-line errors naming the field)."""
-    name = type(cfg).__name__
-    for key in ("image_size", "n_ctx", "n_ctx_ab", "n_pro_seg", "n_pro_cls", "n_pro_ab", "epochs_seg", "lr", "map_size"):
-        if not getattr(cfg, key) > 0:
-            raise ConfigError(f"{name}.{key} must be > 0, got {getattr(cfg, key)!r}")
-    for key in ("epochs_cls", "ctx_init_std", "lambda_align", "momentum", "weight_decay", "eta_min", "sigma"):
-        if getattr(cfg, key) < 0:
-            raise ConfigError(f"{name}.{key} must be >= 0, got {getattr(cfg, key)!r}")
-    layers = cfg.memory_layers
-    if not layers or any(i < 1 for i in layers) or len(set(layers)) != len(layers):
-        raise ConfigError(f"{name}.memory_layers must be distinct 1-based block numbers such as 3,8, got {layers!r}")
-    if cfg.logit_scale not in ("raw", "exp"):
-        raise ConfigError(f"{name}.logit_scale must be 'raw' or 'exp', got {cfg.logit_scale!r}")
+    _parameter_constraints: ClassVar[Constraints] = {
+        "image_size": POSITIVE,
+        "memory_layers": Items(AT_LEAST_ONE, distinct=True, note="1-based block numbers"),
+        "n_ctx": POSITIVE,
+        "n_ctx_ab": POSITIVE,
+        "n_pro_seg": POSITIVE,
+        "n_pro_cls": POSITIVE,
+        "n_pro_ab": POSITIVE,
+        "ctx_init_std": NON_NEGATIVE,
+        "lambda_align": NON_NEGATIVE,
+        "epochs_seg": POSITIVE,
+        "epochs_cls": NON_NEGATIVE,
+        "lr": POSITIVE,
+        "momentum": NON_NEGATIVE,
+        "weight_decay": NON_NEGATIVE,
+        "eta_min": NON_NEGATIVE,
+        "map_size": POSITIVE,
+        "sigma": NON_NEGATIVE,
+    }

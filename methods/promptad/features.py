@@ -8,7 +8,6 @@ All are L2-normalised. With a :class:`~zsadbench.backbones.FeatureCache` the tow
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -40,17 +39,14 @@ def extract(
     memory_layers: tuple[int, ...],
     *,
     cache: FeatureCache | None = None,
-    autocast: contextlib.AbstractContextManager | None = None,
+    precision: str = "fp32",
 ) -> VisualFeatures:
-    """Features of RGB ``images [B, 3, S, S]`` in ``[0, 1]`` (normalised here with the backbone's mean/std)."""
+    """Features of RGB ``images [B, 3, S, S]`` in ``[0, 1]`` (normalised here with the backbone's mean/std), the
+    tower run in the method's ``precision``."""
     normed = backbone.normalize(images.to(backbone.device))
     depth = backbone.depth
     indices = sorted(set(memory_layers) | {depth})
-    with torch.no_grad(), (autocast or contextlib.nullcontext()):
-        if cache is not None:
-            taps = cached_taps(cache, backbone, normed, indices, vv_last=depth)
-        else:
-            taps = backbone.forward_intermediates(normed, indices, vv_last=depth)
+    taps = cached_taps(cache, backbone, normed, indices, vv_last=depth, precision=precision)
     position = {layer: i for i, layer in enumerate(taps.indices)}
     last = taps.patches[position[depth]].float()
     patches = backbone.project(backbone.post_norm(last))

@@ -28,6 +28,7 @@ class PromptAD(Method):
     """PromptAD; see :class:`~.config.PromptADConfig` for every hyper-parameter."""
 
     name: ClassVar[str] = "promptad"
+    version: ClassVar[str] = "1"
     label: ClassVar[str] = "PromptAD"
     settings: ClassVar[frozenset[str]] = frozenset({"few-shot"})
     shots: ClassVar[tuple[int, ...]] = (1, 2, 4)
@@ -60,11 +61,6 @@ class PromptAD(Method):
 
     def fit(self, data: FitData) -> "PromptAD":
         """Train the prompts of ``data.category`` on its k support images (``kind="support"``)."""
-        if data.kind != "support":
-            raise MethodError(
-                f"{self.name} is few-shot: fit it on the support images of a category (shots "
-                f"{', '.join(map(str, self.shots))}), not on {data.kind!r} fit data"
-            )
         self.setup()
         images, originals = self._support(data)
         shots = self._features(images, data)
@@ -123,7 +119,7 @@ class PromptAD(Method):
 
     def _features(self, images: torch.Tensor, data: FitData | None) -> VisualFeatures:
         cache = data.features if data is not None else None
-        return extract(self.backbone_, images, self.config.memory_layers, cache=cache, autocast=self.autocast())
+        return extract(self.backbone_, images, self.config.memory_layers, cache=cache, precision=self.precision)
 
     def _check_size(self, images: torch.Tensor, what: str) -> None:
         size = self.config.image_size

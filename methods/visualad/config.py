@@ -6,9 +6,10 @@ that it enters the config hash and can be changed with ``--set visualad.<field>=
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from zsadbench.config import MethodConfig
-from zsadbench.errors import ConfigError
+from zsadbench.constraints import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Constraints, Interval, Items
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,6 @@ class VisualADConfig(MethodConfig):
     Backbone: ``backbone`` is an open_clip architecture (``ViT-L-14-336-quickgelu``, the reference's OpenAI
     ViT-L/14@336px) or a timm DINOv2 name (``vit_large_patch14_dinov2`` ...); ``layers`` are the tapped
     1-based blocks; ``image_size`` the input side (518 gives a 37×37 grid with patch 14).
-    ``backbone_bf16`` runs the frozen backbone under bf16 autocast (the reference runs fp32; ``--precision bf16`` too).
 
     Tokens: ``token_init_scale`` multiplies ``width^-0.5 · N(0,1)`` for the anomaly and normal tokens.
 
@@ -41,7 +41,6 @@ class VisualADConfig(MethodConfig):
     backbone: str = "ViT-L-14-336-quickgelu"
     image_size: int = 518
     layers: tuple[int, ...] = (6, 12, 18, 24)
-    backbone_bf16: bool = False
     token_init_scale: float = 0.1
     num_anchors: int = 4
     sca_dropout: float = 0.1
@@ -66,34 +65,29 @@ class VisualADConfig(MethodConfig):
     dice_smooth: float = 1.0
     hinge_margin: float = 0.5
 
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        positive = {
-            "image_size": self.image_size, "num_anchors": self.num_anchors, "max_patches": self.max_patches,
-            "epochs": self.epochs, "batch_size": self.batch_size, "lr_tokens": self.lr_tokens,
-            "lr_other": self.lr_other, "saf_hidden_ratio": self.saf_hidden_ratio,
-        }
-        for key, value in positive.items():
-            if not value > 0:
-                raise ConfigError(f"{name}.{key} must be > 0, got {value!r}")
-        if not self.layers or any(layer < 1 for layer in self.layers) or len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"{name}.layers must be distinct 1-based block numbers such as 6,12,18,24, got {self.layers!r}")
-        if tuple(sorted(self.layers)) != tuple(self.layers):
-            raise ConfigError(f"{name}.layers must be in increasing order, got {self.layers!r}")
-        for key in ("sca_dropout", "saf_dropout"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ConfigError(f"{name}.{key} must be in [0, 1), got {getattr(self, key)!r}")
-        if not 0.0 < self.topk_ratio <= 1.0:
-            raise ConfigError(f"{name}.topk_ratio must be in (0, 1], got {self.topk_ratio!r}")
-        if self.sigma < 0:
-            raise ConfigError(f"{name}.sigma must be >= 0 (0 turns smoothing off), got {self.sigma!r}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ConfigError(f"{name}.betas must be two numbers in [0, 1) such as 0.9,0.999, got {self.betas!r}")
-        for key in ("weight_decay", "eta_min", "token_grad_clip", "focal_gamma", "focal_alpha", "dice_smooth"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{name}.{key} must be >= 0, got {getattr(self, key)!r}")
-        if not 0.0 <= self.focal_smooth < 0.5:
-            raise ConfigError(f"{name}.focal_smooth must be in [0, 0.5), got {self.focal_smooth!r}")
+    _parameter_constraints: ClassVar[Constraints] = {
+        "image_size": POSITIVE,
+        "layers": Items(AT_LEAST_ONE, distinct=True, increasing=True, note="1-based block numbers"),
+        "num_anchors": POSITIVE,
+        "sca_dropout": Interval(0, 1, closed="left"),
+        "max_patches": POSITIVE,
+        "saf_hidden_ratio": POSITIVE,
+        "saf_dropout": Interval(0, 1, closed="left"),
+        "sigma": Interval(0, None, closed="left", note="0 turns smoothing off"),
+        "topk_ratio": Interval(0, 1, closed="right"),
+        "epochs": POSITIVE,
+        "batch_size": POSITIVE,
+        "lr_tokens": POSITIVE,
+        "lr_other": POSITIVE,
+        "weight_decay": NON_NEGATIVE,
+        "betas": Items(Interval(0, 1, closed="left"), length=2),
+        "eta_min": NON_NEGATIVE,
+        "token_grad_clip": NON_NEGATIVE,
+        "focal_gamma": NON_NEGATIVE,
+        "focal_alpha": NON_NEGATIVE,
+        "focal_smooth": Interval(0, 0.5, closed="left"),
+        "dice_smooth": NON_NEGATIVE,
+    }
 
     @property
     def is_dinov2(self) -> bool:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-import torch.nn as nn
 
-from zsadbench.backbones import create_clip
+from zsadbench.backbones import create_backbone
+from zsadbench.config import MethodConfig
 from zsadbench.errors import ConfigError, MethodError
 from zsadbench.method import FitData, Method
+from zsadbench.training import check_state
 from zsadbench.types import Batch, Prediction
 
 from .config import VisualADConfig
@@ -26,19 +27,11 @@ from .training import train
 DINOV2_DEFAULT_TAG = "lvd142m"
 
 
-def create_backbone(cfg: VisualADConfig, pretrained: str, device: str) -> nn.Module:
-    """The frozen backbone ``cfg.backbone`` at ``cfg.image_size``: open_clip CLIP, or timm DINOv2."""
-    if cfg.is_dinov2:
-        from zsadbench.backbones.dinov2 import create_dinov2
-
-        return create_dinov2(cfg.backbone, pretrained, image_size=cfg.image_size, device=device)
-    return create_clip(cfg.backbone, pretrained, image_size=cfg.image_size, device=device)
-
-
 class VisualAD(Method):
     """VisualAD on a frozen ViT; see :class:`~.config.VisualADConfig` for every hyper-parameter."""
 
     name: ClassVar[str] = "visualad"
+    version: ClassVar[str] = "1"
     label: ClassVar[str] = "VisualAD"
     settings: ClassVar[frozenset[str]] = frozenset({"zero-shot"})
     trains_on_auxiliary: ClassVar[bool] = True
@@ -56,19 +49,19 @@ class VisualAD(Method):
     model_: VisualADModel | None = None
     history_: list[dict[str, float]] | None = None
 
-    @property
-    def pretrained_tag(self) -> str:
+    @classmethod
+    def resolve_weights(cls, config: MethodConfig, pretrained: str | None) -> str:
         """``openai`` for CLIP and ``lvd142m`` for DINOv2 when the user asked for the default weights."""
-        if self.pretrained in ("default", "", None) and self.config.is_dinov2:
+        if pretrained in ("default", "", None) and config.is_dinov2:
             return DINOV2_DEFAULT_TAG
-        return super().pretrained_tag
+        return super().resolve_weights(config, pretrained)
 
     def setup(self) -> "VisualAD":
         """Build the frozen backbone (loading its weights) and a freshly initialised head; idempotent."""
         if self.model_ is not None:
             return self
         cfg = self.config
-        backbone = create_backbone(cfg, self.pretrained_tag, self.device)
+        backbone = create_backbone(cfg.backbone, self.pretrained_tag, image_size=cfg.image_size, device=self.device)
         grid_h, grid_w = backbone.grid_size
         if grid_h * grid_w > cfg.max_patches:
             raise ConfigError(
@@ -88,17 +81,11 @@ class VisualAD(Method):
             saf_hidden_ratio=cfg.saf_hidden_ratio,
             saf_dropout=cfg.saf_dropout,
         )
-        bf16 = cfg.backbone_bf16 or self.precision == "bf16"
-        self.model_ = VisualADModel(backbone, head, cfg.layers, bf16).to(self.device).eval()
+        self.model_ = VisualADModel(backbone, head, cfg.layers, self.precision).to(self.device).eval()
         return self
 
     def fit(self, data: FitData) -> "VisualAD":
         """Train on the auxiliary set (``kind="auxiliary"``) for ``config.epochs`` epochs; the last epoch is kept."""
-        if data.kind != "auxiliary":
-            raise MethodError(
-                f"visualad is zero-shot and trains on an auxiliary set; it takes no {data.kind!r} fit data "
-                "(run it with shots 0)"
-            )
         model = self.setup().model_
         self.history_ = train(model, data, self.config, self.device)
         self.fitted_ = True
@@ -126,16 +113,7 @@ class VisualAD(Method):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the head from :meth:`state_dict`; the method then counts as fitted."""
         head = self.setup().model_.head
-        expected = head.state_dict()
-        missing = sorted(set(expected) - set(state))
-        unexpected = sorted(set(state) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape))
-        if missing or unexpected or wrong:
-            first = (missing or unexpected or wrong)[0]
-            raise MethodError(
-                f"visualad state does not fit this config ({len(missing)} missing, {len(unexpected)} unexpected, "
-                f"{len(wrong)} mis-shaped keys, first {first!r}); load it with the backbone and layers it was trained with"
-            )
+        check_state(head.state_dict(), state, self.name)
         head.load_state_dict(state)
         self.fitted_ = True
 

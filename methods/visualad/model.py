@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from zsadbench.backbones import autocast
 from zsadbench.errors import ConfigError
+from zsadbench.training import FrozenBackboneModel, check_layers
 
 from .maps import layer_map
 from .saf import SelfAlignment
@@ -83,43 +85,27 @@ class VisualADOutput:
     normal: torch.Tensor
 
 
-class VisualADModel(nn.Module):
+class VisualADModel(FrozenBackboneModel):
     """Frozen backbone + :class:`VisualADHead`. ``forward`` takes RGB images in ``[0, 1]`` at the backbone's size.
 
     ``backbone`` must offer ``normalize``, ``forward_intermediates(images, indices, extra_tokens=, norm=False)``
     (returning :class:`zsadbench.backbones.Intermediates`), ``width``, ``depth`` and ``grid_size``.
-    ``autocast_bf16`` runs the backbone under bf16 autocast (``backbone_bf16``, or the run's ``--precision bf16``).
+    ``precision`` is the run's (``--precision``): ``bf16`` runs the backbone under bf16 autocast.
     """
 
-    def __init__(self, backbone: nn.Module, head: VisualADHead, layers: Sequence[int], autocast_bf16: bool = False) -> None:
-        super().__init__()
-        bad = [layer for layer in layers if not 1 <= layer <= backbone.depth]
-        if bad:
-            depth = backbone.depth
-            spread = sorted({max(1, depth * i // 4) for i in range(1, 5)})
-            raise ConfigError(
-                f"VisualADConfig.layers {list(layers)}: {bad} outside 1..{depth}, the blocks of this backbone; "
-                f"e.g. --set visualad.layers={','.join(map(str, spread))}"
-            )
-        self.backbone = backbone.requires_grad_(False).eval()
+    def __init__(self, backbone: nn.Module, head: VisualADHead, layers: Sequence[int], precision: str = "fp32") -> None:
+        depth = backbone.depth
+        spread = sorted({max(1, depth * i // 4) for i in range(1, 5)})
+        check_layers(backbone, layers, "VisualADConfig.layers", ",".join(map(str, spread)))
+        super().__init__(backbone)
         self.head = head
         self.layers = tuple(int(layer) for layer in layers)
-        self.autocast_bf16 = autocast_bf16
-
-    def train(self, mode: bool = True) -> "VisualADModel":
-        """Switch the head's dropout on or off; the frozen backbone always stays in eval mode."""
-        super().train(mode)
-        self.backbone.eval()
-        return self
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        return tuple(self.backbone.grid_size)  # type: ignore[return-value]
+        self.precision = precision
 
     def forward(self, images01: torch.Tensor) -> VisualADOutput:
         head = self.head
         images = self.backbone.normalize(images01)
-        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
+        with autocast(images.device, self.precision):
             taps = self.backbone.forward_intermediates(images, list(self.layers), extra_tokens=head.tokens(), norm=False)
         final = head.ln_post(taps.extra.float())  # [B, 2, C]
         maps, anomaly, normal = [], [], []

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from zsadbench.config import MethodConfig
-from zsadbench.errors import ConfigError
+from zsadbench.constraints import AT_LEAST_ONE, POSITIVE, Constraints, Interval, Items
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,9 @@ class WinCLIPConfig(MethodConfig):
     temperature: float = 0.07
     object_agnostic: bool = False
 
-    def __post_init__(self) -> None:
-        if not self.scales or any(s < 1 for s in self.scales):
-            raise ConfigError(f"WinCLIPConfig.scales must be positive window sizes in patches, got {self.scales!r}")
-        if self.window_stride < 1:
-            raise ConfigError(f"WinCLIPConfig.window_stride must be >= 1, got {self.window_stride!r}")
-        if self.temperature <= 0:
-            raise ConfigError(f"WinCLIPConfig.temperature must be > 0, got {self.temperature!r}")
-        if self.image_size < 1:
-            raise ConfigError(f"WinCLIPConfig.image_size must be a positive number of pixels, got {self.image_size!r}")
+    _parameter_constraints: ClassVar[Constraints] = {
+        "image_size": Interval(1, None, closed="left", note="pixels"),
+        "scales": Items(AT_LEAST_ONE, note="window sizes in patches"),
+        "window_stride": AT_LEAST_ONE,
+        "temperature": POSITIVE,
+    }

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from zsadbench.backbones import create_clip
+from zsadbench.backbones import autocast, create_clip
 from zsadbench.errors import ConfigError, MethodError
 from zsadbench.method import FitData, Method
 from zsadbench.types import Batch, Prediction
@@ -24,6 +24,7 @@ class WinCLIP(Method):
     """WinCLIP / WinCLIP+ on an open_clip ViT (``ViT-B-16-plus-240``, LAION-400M epoch 31 by default)."""
 
     name: ClassVar[str] = "winclip"
+    version: ClassVar[str] = "1"
     settings: ClassVar[frozenset[str]] = frozenset({"zero-shot", "few-shot"})
     shots: ClassVar[tuple[int, ...]] = (1, 2, 4)
     trains_on_auxiliary: ClassVar[bool] = False
@@ -53,15 +54,10 @@ class WinCLIP(Method):
     def fit(self, data: FitData) -> "WinCLIP":
         """Zero-shot (``kind="none"``): nothing to learn. Few-shot (``"support"``): remember the k images."""
         model = self.setup().model_
-        if data.kind == "none":
-            model.forget()
-        elif data.kind == "support":
+        if data.kind == "support":
             model.remember(self._support_images(data))
         else:
-            raise MethodError(
-                f"winclip is training-free and takes no {data.kind!r} fit data; run it zero-shot (shots 0) or "
-                f"few-shot (shots {', '.join(map(str, self.shots))})"
-            )
+            model.forget()
         self.fitted_ = True
         return self
 
@@ -90,7 +86,7 @@ class WinCLIP(Method):
         self.check_fitted()
         self._check_size(batch.image, "batch")
         name = prompt_name(batch.category, self.config.object_agnostic)
-        with self.autocast():
+        with autocast(self.device, self.precision):
             scores, maps = self.model_(batch.image, name)
         return Prediction(pred_score=scores.float().cpu(), anomaly_map=maps.float().cpu())
 

@@ -10,26 +10,15 @@
 """
 from __future__ import annotations
 
-import torch
-
 from .clip import ClipBackbone
 from .clip_factory import create_clip
-from .dinov2 import TINY as _TINY_DINOV2
 from .dinov2 import Dinov2Backbone, create_dinov2
+from .factory import create_backbone
 from .feature_cache import FeatureCache, backbone_namespace, cached_taps
 from .runtime import autocast, in_batches, prepare_for_inference
 from .taps import Intermediates
 from .text import PromptTextEncoder
 from .weights import KNOWN_WEIGHTS, WeightsInfo, list_weights
-
-
-def create_backbone(
-    name: str, pretrained: str = "none", *, image_size: int | None = None, device: str | torch.device = "cpu"
-) -> ClipBackbone | Dinov2Backbone:
-    """:func:`create_dinov2` for DINOv2 names (``*dinov2*``), :func:`create_clip` for everything else."""
-    if "dinov2" in name or name in _TINY_DINOV2:
-        return create_dinov2(name, pretrained, image_size=image_size, device=device)
-    return create_clip(name, pretrained, image_size=image_size, device=device)
 
 
 __all__ = [

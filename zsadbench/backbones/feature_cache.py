@@ -147,7 +147,7 @@ class FeatureCache:
 
 
 def cached_taps(
-    cache: FeatureCache,
+    cache: FeatureCache | None,
     backbone: Any,
     images: torch.Tensor,
     indices: int | Sequence[int],
@@ -155,19 +155,28 @@ def cached_taps(
     vv_last: int = 0,
     norm: bool = False,
     project: bool = False,
+    precision: str = "fp32",
 ) -> Intermediates:
-    """``backbone.forward_intermediates(images, indices, ...)`` through ``cache`` (no extra tokens: those are
-    learnable, so nothing upstream of them is frozen). The result's ``final`` is ``None``: the whole final
-    sequence is not stored."""
-    namespace = backbone_namespace(backbone, indices, vv_last=vv_last, norm=norm, project=project)
+    """``backbone.forward_intermediates(images, indices, ...)`` of a frozen backbone, without gradients, in the
+    run's ``precision``, through ``cache`` when one is given (no extra tokens: those are learnable, so nothing
+    upstream of them is frozen). With a cache the result's ``final`` is ``None``: the whole final sequence is
+    not stored. This is the one way methods read a frozen tower, in training and at test time alike."""
+    from .runtime import autocast
 
     def compute(subset: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            out = backbone.forward_intermediates(subset, indices, vv_last=vv_last, norm=norm, project=project)
+        with torch.no_grad(), autocast(subset.device, precision):  # type: ignore[arg-type]
+            return backbone.forward_intermediates(subset, indices, vv_last=vv_last, norm=norm, project=project)
+
+    if cache is None:
+        return compute(images)
+
+    def flat(subset: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = compute(subset)
         plain = {} if vv_last == 0 else {f"ordinary.{i}": p for i, p in zip(out.indices, out.ordinary)}
         return {"cls": out.cls, **{f"patches.{i}": p for i, p in zip(out.indices, out.patches)}, **plain}
 
-    found = cache.batch(images, namespace, compute)
+    namespace = backbone_namespace(backbone, indices, vv_last=vv_last, norm=norm, project=project, precision=precision)
+    found = cache.batch(images, namespace, flat)
     taken = sorted(int(k.split(".")[1]) for k in found if k.startswith("patches."))
     patches = [found[f"patches.{i}"] for i in taken]
     return Intermediates(

@@ -1,15 +1,23 @@
-"""The ``zsadbench`` command: one sub-command per module, imported lazily."""
+"""The ``zsadbench`` command: one sub-command per module, imported lazily.
+
+Plugins add sub-commands through the ``zsadbench.commands`` entry-point group: each entry names a module with
+``HELP`` (one line), ``add_arguments(parser)`` and ``execute(args) -> int``. FineGrainedAD's ``captions`` comes
+this way; ``ZSADBENCH_DISABLE_PLUGIN_AUTOLOAD`` keeps other distributions' commands out, as it does their methods.
+"""
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from importlib import metadata
 
 from rich.console import Console
 from rich.markup import escape
 
 from .. import __version__
 from ..errors import ZsadError
+from ..registry import DISABLE_ENV, OWN_DIST
 from .options import apply_int_ranges
 
 COMMANDS = {
@@ -20,8 +28,34 @@ COMMANDS = {
     "viz": ("zsadbench.cli.viz", "image / ground truth / anomaly-map galleries and an HTML page from an output folder"),
     "list": ("zsadbench.cli.listing", "list the available methods and datasets and where each comes from"),
     "data": ("zsadbench.cli.data", "check dataset trees and export AnomalyCLIP meta.json files"),
-    "captions": ("zsadbench.cli.captions", "generate and check the MFSC captions FineGrainedAD reads"),
 }
+COMMAND_GROUP = "zsadbench.commands"
+
+
+def plugin_commands(console: Console | None = None) -> dict[str, tuple[str, str]]:
+    """``name -> (module, help)`` of the sub-commands in the ``zsadbench.commands`` entry-point group.
+
+    A command that clashes with a core one or whose module fails to import is left out with one line on
+    ``console`` naming the distribution; the other commands still work.
+    """
+    console = console or Console(stderr=True)
+    autoload = os.environ.get(DISABLE_ENV, "").strip().lower() in ("", "0", "false", "no")
+    found: dict[str, tuple[str, str]] = {}
+    for ep in metadata.entry_points(group=COMMAND_GROUP):
+        dist = getattr(ep, "dist", None)
+        origin = dist.metadata["Name"] if dist is not None else "unknown distribution"
+        if (origin or "").lower() != OWN_DIST and not autoload:
+            continue
+        if ep.name in COMMANDS or ep.name in found:
+            console.print(f"[yellow]warning[/]: command {escape(ep.name)!r} from {escape(origin)} is already taken; left out")
+            continue
+        try:
+            module = importlib.import_module(ep.value)
+            found[ep.name] = (ep.value, str(module.HELP))
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the other commands
+            console.print(f"[yellow]warning[/]: command {escape(ep.name)!r} from {escape(origin)} cannot be loaded "
+                          f"({escape(type(exc).__name__)}: {escape(str(exc))}); left out")
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="print the full traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (module, help_text) in {**COMMANDS, **plugin_commands()}.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).add_arguments(command)
         command.set_defaults(_module=module)

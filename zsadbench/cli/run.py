@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import table_console, int_list, key_value, load_plugins, name_list, positive_int
+from .options import int_list, key_value, load_plugins, name_list, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "bitwise reproducible for a given machine and thread count")
     parser.add_argument("--workers", type=positive_int, default=2, metavar="N", help="image loading threads (default: 2)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="precision of the frozen backbones' forward passes (bf16 autocast; default: fp32)")
+                        help="precision of the frozen backbones' forward passes (bf16 autocast; default: fp32); part of "
+                             "each cell's identity, so cells of another precision are computed, not reused")
     parser.add_argument("--support-manifest", type=Path, default=None, metavar="FILE",
                         help="replay few-shot support draws: a support.jsonl of an earlier run, or a PromptAD/"
                              "FineGrainedAD seeds_<dataset> folder")
@@ -147,11 +148,9 @@ def execute(args: argparse.Namespace) -> int:
             highlight=False,
         )
     if not args.no_table and (summary.done or summary.cached):
-        from ..store import ResultStore
-        from ..tables import make_table
+        from .table import show
 
-        frame = ResultStore(config.out).to_frame()
-        table_console().print(make_table(frame, "rich", per_category=frame["dataset"].nunique() == 1))
+        show(config.out)
     if summary.failures:
         console.print("[red]failed cells[/] (stored with their error; they are retried on the next run):")
         for cell, message in summary.failures:

@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="base name of the written files (default: the output folder's name)")
 
 
+def show(out: Path) -> int:
+    """Print what ``zsadbench table --out OUT`` prints (the end-of-run table of ``zsadbench run``)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return execute(parser.parse_args(["--out", str(out)]))
+
+
 def execute(args: argparse.Namespace) -> int:
     from rich.console import Console
 

@@ -1,29 +1,27 @@
 """The finished cells of a results folder, grouped into the variants the figures draw (one line or bar each)."""
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from ..store import ResultStore, StoredCell  # noqa: E402
+from ..tables import variant_labels  # noqa: E402
 
 
-def variants(cells: list[StoredCell]) -> dict[str, list[StoredCell]]:
-    """Label → cells, one entry per (method label, shots, config, pretrained); labels made unique."""
-    groups: dict[tuple, list[StoredCell]] = defaultdict(list)
-    for cell in cells:
-        groups[(cell.method_label, cell.config_hash, cell.pretrained)].append(cell)
-    labels = [k[0] for k in groups]
-    out = {}
-    for key, group in groups.items():
-        label = key[0] if labels.count(key[0]) == 1 else f"{key[0]} [{key[1][:7]}]"
-        if group[0].random_init:
-            label += " (random init)"
-        out[label] = group
+def variants(cells: list[StoredCell], *, across_shots: bool = False) -> dict[str, list[StoredCell]]:
+    """Label → cells, one entry per variant, grouped and labelled as the tables' columns are
+    (``across_shots``: one entry for every shot count of a variant)."""
+    if not cells:
+        return {}
+    labels = variant_labels(pd.DataFrame([c.frame_record() for c in cells]), across_shots=across_shots)
+    out: dict[str, list[StoredCell]] = {}
+    for label, cell in zip(labels, cells):
+        out.setdefault(label, []).append(cell)
     return out
 
 

@@ -11,11 +11,11 @@ from ._cells import finished, plt, safe, save, variants
 
 
 def expert_usage(cells) -> np.ndarray | None:
-    """The summed ``provenance["method_stats"]["expert_usage"]`` counts ``[levels, experts]`` of ``cells``
+    """The summed ``provenance.method_stats["expert_usage"]`` counts ``[levels, experts]`` of ``cells``
     (None when no cell has them); raises :class:`DataError` on counts of mismatched shapes."""
     total = None
     for cell in cells:
-        counts = (cell.provenance.get("method_stats") or {}).get("expert_usage")
+        counts = (cell.provenance.method_stats or {}).get("expert_usage")
         if counts is None:
             continue
         counts = np.asarray(counts, dtype=np.float64)

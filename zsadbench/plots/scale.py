@@ -46,17 +46,14 @@ def _pooled(store: ResultStore, cells) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def plot_scale(store: ResultStore, dest: Path) -> list[Path]:
-    """One figure per dataset with masks: pixel AUROC (left) and AUPRO (right) per bin, a bar per variant and
-    shot count (its first seed)."""
+    """One figure per dataset with masks: pixel AUROC (left) and AUPRO (right) per bin, a bar per variant
+    (a table column: one shot count; its first seed)."""
     by_dataset: dict[str, dict[str, list]] = {}
     for label, cells in variants(finished(store)).items():
-        for shots in sorted({c.shots for c in cells}):
-            name = label + (f" ({shots}-shot)" if shots else "")
-            group = [c for c in cells if c.shots == shots]
-            seed = min(c.seed for c in group)
-            for cell in group:
-                if cell.seed == seed and np.isfinite(cell.metrics.get("pixel_auroc", np.nan)):
-                    by_dataset.setdefault(cell.dataset, {}).setdefault(name, []).append(cell)
+        seed = min(c.seed for c in cells)
+        for cell in cells:
+            if cell.seed == seed and np.isfinite(cell.metrics.get("pixel_auroc", np.nan)):
+                by_dataset.setdefault(cell.dataset, {}).setdefault(label, []).append(cell)
     written = []
     for dataset, by_variant in by_dataset.items():
         results = {label: scale_bins(*_pooled(store, cells)) for label, cells in by_variant.items()}

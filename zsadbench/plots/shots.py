@@ -34,7 +34,7 @@ def plot_shots(store: ResultStore, dest: Path) -> list[Path]:
         fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.2), layout="constrained")
         drawn = False
         for ax, (metric, name) in zip(axes, METRICS):
-            for label, group in variants(cells).items():
+            for label, group in variants(cells, across_shots=True).items():
                 curves = shot_curves(group, metric)
                 if not curves:
                     continue

@@ -88,7 +88,7 @@ def store_outcome(plan: Plan, store: ResultStore, outcome: CellOutcome, summary:
     cell = outcome.cell
     artifact = None
     if outcome.status == "ok":
-        stored = _stored(plan, cell, "ok", outcome.metrics, outcome.provenance, None, None)
+        stored = _stored(plan, outcome, None)
         artifact = store.save_artifact(
             cell.cell_id,
             encode(
@@ -104,13 +104,13 @@ def store_outcome(plan: Plan, store: ResultStore, outcome: CellOutcome, summary:
         )
         if outcome.support is not None:
             SupportManifest(store.out).record(**outcome.support)
-    stored = _stored(plan, cell, outcome.status, outcome.metrics, outcome.provenance, outcome.error, artifact)
+    stored = _stored(plan, outcome, artifact)
     written = store.put(stored)
     store.release(cell.cell_id)
     if outcome.status == "ok":
         summary.done += 1
         shown = "  ".join(f"{_label(k)} {100 * v:.1f}" for k, v in outcome.metrics.items() if v == v)
-        wall = outcome.provenance.get("wall_seconds", 0.0)
+        wall = outcome.provenance.wall_seconds or 0.0
         display.cell_finished("done", f"[green]✓[/] {cell.describe()}  {shown}  ({wall:.1f} s)")
     else:
         summary.failed += 1
@@ -125,32 +125,20 @@ def _label(name: str) -> str:
     return METRICS[name].label
 
 
-def _stored(plan: Plan, cell: Cell, status: str, metrics: dict, provenance: dict, error: str | None,
-            artifact: str | None) -> StoredCell:
-    spec = next(s for s in plan.methods.values() if s.name == cell.method and s.config.config_hash() == cell.config_hash)
+def _stored(plan: Plan, outcome: CellOutcome, artifact: str | None) -> StoredCell:
+    cell = outcome.cell
+    spec = plan.spec_for(cell)
     adapter = plan.adapters[cell.dataset]
-    return StoredCell(
-        cell_id=cell.cell_id,
-        method=cell.method,
+    return StoredCell.of(
+        cell,
         method_label=spec.label,
-        config_hash=cell.config_hash,
         config_json=spec.config.to_json(),
-        dataset=cell.dataset,
         dataset_label=adapter.title or cell.dataset,
         domain=adapter.domain,
-        category=cell.category,
-        shots=cell.shots,
-        seed=cell.seed,
-        aux=cell.aux,
-        eval_size=cell.eval_size,
-        pretrained=cell.pretrained,
-        random_init=cell.pretrained == "none",
-        status=status,
-        metrics=metrics,
-        provenance=provenance,
-        error=error,
+        random_init=spec.weights.random,
+        status=outcome.status,
+        error=outcome.error,
         artifact=artifact,
-        method_version=cell.method_version,
-        weights_id=cell.weights_id,
-        data_digest=cell.data_digest,
+        metrics=outcome.metrics,
+        provenance=outcome.provenance,
     )

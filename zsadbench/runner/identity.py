@@ -9,10 +9,32 @@ from __future__ import annotations
 
 import hashlib
 import os
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import MethodConfig
+from ..method import Method, is_random_weights
 from ..types import Sample
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """The weights of a method variant, resolved once per run: ``tag`` (a known tag, a local file or ``none``)
+    and ``identity`` (see :func:`weights_identity`)."""
+
+    tag: str
+    identity: str
+
+    @property
+    def random(self) -> bool:
+        """Whether the backbone runs with random weights."""
+        return is_random_weights(self.tag)
+
+    @classmethod
+    def resolve(cls, method: type[Method], config: MethodConfig, pretrained: str) -> WeightsSpec:
+        """The weights ``--pretrained`` gives ``method`` with ``config`` (a local file is hashed here)."""
+        tag = method.resolve_weights(config, pretrained)
+        return cls(tag, weights_identity(tag))
 
 
 def weights_identity(tag: str) -> str:
@@ -21,16 +43,10 @@ def weights_identity(tag: str) -> str:
         return tag or "none"
     path = Path(os.path.expanduser(tag))
     if path.is_file():
-        stat = path.stat()
-        return "sha256:" + _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        from ..backbones.weights import sha256_file  # memoised: loading the file later reuses this digest
+
+        return "sha256:" + sha256_file(path)
     return f"tag:{tag}"
-
-
-@lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    from ..backbones.weights import sha256_file
-
-    return sha256_file(path)
 
 
 def index_digest(samples: list[Sample], root: Path) -> str:

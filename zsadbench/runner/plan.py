@@ -8,16 +8,16 @@ is trained once per (seed, auxiliary set) and reused across datasets; a few-shot
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import typing
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import MethodConfig
 from ..errors import ConfigError
+from ..method import PRECISIONS
+from ..store.schema import Cell
 
 PROTOCOLS = ("anomalyclip", "visualad")
 
@@ -63,41 +63,8 @@ class RunConfig:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not self.seeds:
             raise ConfigError("--seeds needs at least one seed")
-        if self.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"--precision must be fp32 or bf16, got {self.precision!r}")
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One stored result: its identity fields hash into ``cell_id``.
-
-    Besides the method, config, dataset, category, shots, seed, auxiliary set and evaluation size, the
-    identity holds the method's ``version``, the weights (a local file by its sha256) and a digest of the
-    category's index, so a fixed method, other weights or changed data never reuse an old result.
-    """
-
-    method: str
-    config_hash: str
-    dataset: str
-    category: str
-    shots: int
-    seed: int
-    aux: str
-    eval_size: int
-    pretrained: str
-    method_version: str = "1"
-    weights_id: str = ""
-    data_digest: str = ""
-
-    @property
-    def cell_id(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-    def describe(self) -> str:
-        setting = f"{self.shots}-shot" if self.shots else "0-shot"
-        aux = f" aux={self.aux}" if self.aux else ""
-        return f"{self.method} {self.dataset}/{self.category} {setting} seed={self.seed}{aux}"
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 from .. import registry
 from ..config import MethodConfig
 from ..errors import ConfigError, DataError
-from ..method import Method
+from ..method import Method, fit_kind
 from ..store.manifest import Draw, DrawKey, load_replay
-from .identity import index_digest, weights_identity
+from .identity import WeightsSpec, index_digest
 from .plan import Cell, FitGroup, RunConfig, auxiliary_for, check_overrides_used, override_variants
 from zsadbench.datasets.base import DatasetAdapter
 from zsadbench.datasets.roots import resolve_root
@@ -17,15 +16,17 @@ from zsadbench.datasets.roots import resolve_root
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A selected method variant: its class, its (overridden) config, display label and weights."""
+    """A selected method variant, resolved once for the whole run: its class, its (overridden) config, display
+    label, weights and precision. The worker builds every instance of the variant from it and the store
+    records it."""
 
     name: str
     cls: type[Method]
     config: MethodConfig
     label: str
-    pretrained: str
+    weights: WeightsSpec
+    precision: str
     key: str = ""
-    weights_id: str = ""
 
     @property
     def version(self) -> str:
@@ -52,6 +53,11 @@ class Plan:
         """The method variant a fit group runs."""
         return self.methods[group.spec_key]
 
+    def spec_for(self, cell: Cell) -> MethodSpec:
+        """The method variant a cell belongs to."""
+        return next(s for s in self.methods.values()
+                    if s.name == cell.method and s.config.config_hash() == cell.config_hash)
+
 
 def _adapter(name: str, data_root) -> DatasetAdapter:
     cls = registry.datasets().get(name)
@@ -77,21 +83,12 @@ def _method_specs(config: RunConfig, notes: list[str]) -> dict[str, MethodSpec]:
         for choice, method_config in variants:
             suffix = ",".join(f"{k}={v}" for k, v in choice.items())
             key = f"{name}[{suffix}]" if suffix else name
-            tag = _pretrained_tag(cls, method_config, config.pretrained)
+            weights = WeightsSpec.resolve(cls, method_config, config.pretrained)
             specs[key] = MethodSpec(
-                name, cls, method_config, f"{label} [{suffix}]" if suffix else label, tag, key, weights_identity(tag)
+                name, cls, method_config, f"{label} [{suffix}]" if suffix else label, weights, config.precision, key
             )
     check_overrides_used({n: s.config for n, s in specs.items()}, config.overrides, {n: s.name for n, s in specs.items()})
     return specs
-
-
-def _pretrained_tag(cls: type[Method], config: MethodConfig, pretrained: str) -> str:
-    """The weights a method will ask for, without building it (a plugin whose ``__init__`` raises fails its
-    cells later, not the plan)."""
-    try:
-        return cls(config, pretrained=pretrained).pretrained_tag
-    except Exception:  # noqa: BLE001
-        return cls.default_pretrained if pretrained in ("default", "") else pretrained
 
 
 def _shots_for(spec: MethodSpec, requested: tuple[int, ...] | None, notes: list[str]) -> list[int]:
@@ -100,12 +97,12 @@ def _shots_for(spec: MethodSpec, requested: tuple[int, ...] | None, notes: list[
         return [0] if "zero-shot" in cls.settings else list(cls.shots)
     chosen = []
     for k in requested:
-        if k == 0 and "zero-shot" not in cls.settings:
-            notes.append(f"{spec.name} is not a zero-shot method: skipped shots=0")
-        elif k > 0 and ("few-shot" not in cls.settings or (cls.shots and k not in cls.shots)):
-            notes.append(f"{spec.name} does not support {k}-shot (supports {list(cls.shots) or 'none'}): skipped")
-        else:
-            chosen.append(k)
+        try:
+            fit_kind(cls, k)
+        except ConfigError as exc:
+            notes.append(f"skipped {k}-shot: {exc}")
+            continue
+        chosen.append(k)
     return chosen
 
 
@@ -126,7 +123,8 @@ def build_plan(config: RunConfig) -> Plan:
     auxiliaries: dict[str, DatasetAdapter] = {}
     for spec in methods.values():
         for shots in _shots_for(spec, config.shots, notes):
-            seeds = config.seeds if (shots > 0 or spec.cls.trains_on_auxiliary) else config.seeds[:1]
+            learns = fit_kind(spec.cls, shots) != "none"  # a method that learns nothing is the same for every seed
+            seeds = config.seeds if learns else config.seeds[:1]
             for seed in seeds:
                 groups.extend(_groups(spec, shots, seed, adapters, auxiliaries, config, notes))
     if not groups:
@@ -140,8 +138,9 @@ def _cell(spec: MethodSpec, adapters, dataset: str, category: str, shots: int, s
     if shots > 0:
         samples = samples + adapter.select("train", category, 0)
     return Cell(
-        spec.name, spec.config.config_hash(), dataset, category, shots, seed, aux, config.eval_size, spec.pretrained,
-        spec.version, spec.weights_id, index_digest(samples, adapter.root),
+        method=spec.name, config_hash=spec.config.config_hash(), dataset=dataset, category=category, shots=shots,
+        seed=seed, aux=aux, eval_size=config.eval_size, pretrained=spec.weights.tag, precision=spec.precision,
+        method_version=spec.version, weights_id=spec.weights.identity, data_digest=index_digest(samples, adapter.root),
     )
 
 
@@ -157,7 +156,7 @@ def _groups(spec, shots, seed, adapters, auxiliaries, config, notes) -> list[Fit
                 cell = _cell(spec, adapters, name, category, shots, seed, "", config)
                 groups.append(FitGroup(spec.name, seed, shots, "", name, category, (cell,), spec.key))
         return groups
-    if not spec.cls.trains_on_auxiliary:
+    if fit_kind(spec.cls, 0) == "none":
         cells = tuple(_cell(spec, adapters, n, c, 0, seed, "", config) for n, a in adapters.items() for c in a.categories())
         return [FitGroup(spec.name, seed, 0, "", cells=cells, variant=spec.key)]
     by_aux: dict[str, list[Cell]] = {}

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ZsadError
+from ..method import fit_kind
 from ..store import ResultStore
 from ..store.files import atomic_write_bytes
 from .execute import RunSummary, lease_pending, store_outcome
@@ -83,7 +84,7 @@ def units_of(plan: Plan, group: FitGroup, pending: list[Cell]) -> list[tuple[Fit
     """The tasks a group's pending cells become: one per cell when the method learns nothing in zero-shot
     (every cell is then independent), else one for the whole group (its state is built once)."""
     spec = plan.spec_of(group)
-    if group.shots == 0 and not spec.cls.trains_on_auxiliary:
+    if fit_kind(spec.cls, group.shots) == "none":
         return [(group, [cell]) for cell in pending]
     return [(group, pending)]
 
@@ -123,7 +124,7 @@ def run_unit(plan: Plan, group: FitGroup, cells: list[Cell], state: bytes | None
         )
     scratch = scratch_folder(key)
     spec = plan.spec_of(group)
-    trained = group.shots == 0 and spec.cls.trains_on_auxiliary
+    trained = fit_kind(spec.cls, group.shots) == "auxiliary"
     state_path = scratch / "cache" / "states" / f"{state_key(plan, spec, group)}.pt" if trained else None
     if state is not None and not plan.config.force and not state_path.is_file():
         atomic_write_bytes(state_path, state)
@@ -131,7 +132,7 @@ def run_unit(plan: Plan, group: FitGroup, cells: list[Cell], state: bytes | None
     for index, outcome in enumerate(compute_group(plan, group, cells, scratch, _Reporter(ledger, unit))):
         if index == 0 and trained and (state is None or plan.config.force) and state_path.is_file():
             yield ("state", state_path.stem, state_path.read_bytes())
-        outcome.provenance["worker"] = worker
+        outcome.provenance.worker = worker
         yield ("outcome", outcome)
     ledger.finished.remote(unit)
 
@@ -259,7 +260,7 @@ class _Driver:
     def _cached_state(self, group: FitGroup):
         """The group's trained state from ``OUT/cache/states`` as an object reference (``None`` if absent)."""
         spec = self.plan.spec_of(group)
-        if group.shots or not spec.cls.trains_on_auxiliary or self.plan.config.force:
+        if fit_kind(spec.cls, group.shots) != "auxiliary" or self.plan.config.force:
             return None
         path = self.store.state_path(state_key(self.plan, spec, group))
         return self.ray.put(path.read_bytes()) if path.is_file() else None

@@ -8,17 +8,16 @@ corrupted.
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import StoreError
-from ..metrics import METRICS, MetricAccumulator, UndefinedMetricWarning
+from ..metrics import METRICS
 from ..store import ResultStore, StoredCell
-from ..store.artifacts import decode
-from .worker import levels_for
+from ..store.artifacts import decode, unpack_masks
+from .scoring import CellScorer
 
 
 @dataclass
@@ -30,21 +29,12 @@ class RescoreReport:
     missing: list[str] = field(default_factory=list)
 
 
-def metrics_from_arrays(arrays: dict, declared: list[str] | tuple[str, ...]) -> dict[str, float]:
-    """The metrics of one cell from its decoded arrays, with the runner's rules for which levels apply."""
-    levels = levels_for(set(declared), arrays["gt_label"], bool(arrays["gt_mask"].any()))
-    if not levels:
-        return {}
-    accumulator = MetricAccumulator(tuple(declared))
-    pixel = "pixel" in declared
-    accumulator.update(
-        arrays["pred_score"], arrays["gt_label"], arrays["anomaly_map"] if pixel else None,
-        arrays["gt_mask"] if pixel else None,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        computed = accumulator.compute()
-    return {name: value for name, value in computed.items() if METRICS[name].level in levels}
+def metrics_from_artifact(arrays: dict[str, np.ndarray], declared: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """The metrics of one cell from its raw artifact arrays, scored as the run scored them."""
+    scorer = CellScorer(declared)
+    scorer.update(arrays["pred_score"], arrays["gt_label"], arrays["anomaly_map"], arrays["map_min"],
+                  arrays["map_max"], unpack_masks(arrays))
+    return scorer.metrics()
 
 
 def rescore(out: str | Path, *, update: bool = False) -> RescoreReport:
@@ -55,18 +45,18 @@ def rescore(out: str | Path, *, update: bool = False) -> RescoreReport:
         if cell.status != "ok":
             continue
         try:
-            arrays = decode(store.load_artifact(cell.cell_id))
+            arrays = store.load_artifact(cell.cell_id)
         except StoreError:
             report.missing.append(cell.cell_id)
             continue
-        declared = cell.provenance.get("metric_levels") or sorted({METRICS[m].level for m in cell.metrics})
-        metrics = metrics_from_arrays(arrays, declared)
+        declared = cell.provenance.metric_levels or sorted({METRICS[m].level for m in cell.metrics})
+        metrics = metrics_from_artifact(arrays, declared)
         report.cells += 1
         diff = _largest_difference(cell.metrics, metrics)
         if diff != 0.0:
             report.changed.append((cell.cell_id, f"{cell.method} {cell.dataset}/{cell.category}", diff))
             if update:
-                store.put(_with_metrics(cell, metrics))
+                store.put(replace(cell, metrics=metrics))
     return report
 
 
@@ -91,9 +81,3 @@ def _largest_difference(old: dict[str, float], new: dict[str, float]) -> float:
         return math.inf
     diffs = [abs(old[k] - new[k]) for k in old if not (math.isnan(old[k]) and math.isnan(new[k]))]
     return max(diffs, default=0.0)
-
-
-def _with_metrics(cell: StoredCell, metrics: dict[str, float]) -> StoredCell:
-    from dataclasses import replace
-
-    return replace(cell, metrics=metrics)

@@ -16,7 +16,6 @@ import json
 import random
 import time
 import traceback
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +27,18 @@ import torch.nn.functional as F
 
 from ..backbones.feature_cache import FeatureCache
 from ..errors import DataError, MethodError, StoreError, WeightsError, ZsadError
-from ..method import FitData, Method
-from ..metrics import METRICS, MetricAccumulator, UndefinedMetricWarning
-from ..store.artifacts import dequantize, quantize
+from ..method import FitData, Method, fit_kind
+from ..store.artifacts import quantize
 from ..store.checkpoints import EpochCheckpoints
 from ..store.files import atomic_write_bytes
+from ..store.schema import Provenance
 from ..types import Batch
 from .identity import index_digest
 from .loading import ImageSet
 from .plan import Cell, FitGroup
 from .planner import MethodSpec, Plan
 from .provenance import device_name, environment, peak_memory_mb, reset_peak_memory
+from .scoring import CellScorer
 from .support import draw_support, relative_key
 
 Step = Callable[[str, float], None]
@@ -51,7 +51,7 @@ class CellOutcome:
     cell: Cell
     status: str
     metrics: dict[str, float] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
     arrays: dict[str, np.ndarray] | None = None
     error: str | None = None
     support: dict[str, Any] | None = None
@@ -69,17 +69,6 @@ def seed_everything(seed: int, threads: int | None = None) -> None:
     torch.manual_seed(seed)
     if threads is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-
-
-def levels_for(declared: set[str] | tuple[str, ...], labels: np.ndarray, has_defect: bool) -> set[str]:
-    """Metric levels that apply to one category: declared by the adapter and defined by the data
-    (image: normal and anomalous images; pixel: at least one defect pixel)."""
-    levels = set()
-    if "image" in declared and 0 < int(labels.sum()) < len(labels):
-        levels.add("image")
-    if "pixel" in declared and has_defect:
-        levels.add("pixel")
-    return levels
 
 
 def compute_group(
@@ -110,16 +99,15 @@ def failure(cell: Cell, exc: BaseException, spec: MethodSpec | None = None) -> C
     message = str(exc) if isinstance(exc, ZsadError) else f"{type(exc).__name__}: {exc}"
     if spec is not None and not isinstance(exc, DataError):
         message = f"{cell.method} ({spec.cls.__module__}.{spec.cls.__qualname__}): {message}"
-    provenance = {"environment": environment(), "traceback": traceback.format_exc(limit=8)}
+    provenance = Provenance(environment=environment(), traceback=traceback.format_exc(limit=8))
     return CellOutcome(cell, "failed", provenance=provenance, error=message)
 
 
 def new_method(plan: Plan, spec: MethodSpec) -> Method:
-    """A fresh instance of a method variant, set up, on the run's device and precision."""
-    config = plan.config
-    extra = {"precision": config.precision} if config.precision != "fp32" else {}
-    method = spec.cls(spec.config, pretrained=config.pretrained, device=config.device, **extra)
-    method.setup()
+    """A fresh instance of a method variant, checked and set up, on the run's device and precision."""
+    extra = {"precision": spec.precision} if spec.precision != "fp32" else {}
+    method = spec.cls(spec.config, pretrained=spec.weights.tag, device=plan.config.device, **extra)
+    method.check_params().setup()
     return method
 
 
@@ -127,7 +115,8 @@ def new_method(plan: Plan, spec: MethodSpec) -> Method:
 def _fitted_method(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, step: Step):
     config = plan.config
     support = None
-    if spec.cls.trains_on_auxiliary and group.shots == 0:
+    kind = fit_kind(spec.cls, group.shots)
+    if kind == "auxiliary":
         state, state_info = _trained_state(plan, spec, group, out, step)  # builds a model only if it trains
         seed_everything(group.seed, config.threads)
         step(f"{spec.key}: building model", 0.0)
@@ -138,7 +127,7 @@ def _fitted_method(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, ste
     step(f"{spec.key}: building model", 0.0)
     method = new_method(plan, spec)
     info: dict[str, Any] = {"weights": method.weights_info()}
-    if group.shots > 0:
+    if kind == "support":
         adapter = plan.adapters[group.dataset]
         drawn = draw_support(
             adapter.select("train", group.category, 0), group.dataset, group.category, group.shots, group.seed,
@@ -165,13 +154,14 @@ def _fitted_method(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, ste
 
 
 def state_key(plan: Plan, spec: MethodSpec, group: FitGroup) -> str:
-    """The trained-state key: method, version, config, weights, auxiliary set and its index, seed."""
+    """The trained-state key: method, version, config, weights, precision, auxiliary set and its index, seed."""
     aux = plan.auxiliaries[group.aux]
     fields = {
         "method": spec.name,
         "version": spec.version,
         "config": spec.config.config_hash(),
-        "weights": spec.weights_id,
+        "weights": spec.weights.identity,
+        "precision": spec.precision,
         "aux": group.aux,
         "aux_index": index_digest(aux.select("test"), aux.root),
         "seed": group.seed,
@@ -223,8 +213,7 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
     seed_everything(cell.seed, config.threads)
     reset_peak_memory(config.device)
     started = time.perf_counter()
-    accumulator = MetricAccumulator(adapter.metric_levels)
-    pixel_level = "pixel" in adapter.metric_levels
+    scorer = CellScorer(adapter.metric_levels)
     scores, levels, lows, highs, masks, labels, keys = [], [], [], [], [], [], []
     stats: dict[str, torch.Tensor] = {}
     for loaded in images.iter_batches(config.batch_size):
@@ -240,8 +229,7 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
         score, amap = checked_prediction(prediction.pred_score, prediction.anomaly_map, len(batch), cell, batch,
                                          config.eval_size)
         level, low, high = quantize(amap)
-        amap = dequantize(level, low, high)
-        accumulator.update(score, loaded.labels, amap if pixel_level else None, loaded.masks if pixel_level else None)
+        scorer.update(score, loaded.labels, level, low, high, loaded.masks)
         for name, value in prediction.stats.items():
             value = value.detach().cpu()
             stats[name] = stats[name] + value if name in stats else value.clone()
@@ -253,37 +241,32 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
         masks.append(loaded.masks)
         keys.extend(relative_key(s, adapter.root) for s in loaded.samples)
         step(cell.describe(), len(keys) / max(len(samples), 1))
-    pred_score, gt_label, gt_mask = np.concatenate(scores), np.concatenate(labels), np.concatenate(masks)
-    chosen = levels_for(adapter.metric_levels, gt_label, bool(gt_mask.any()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)  # levels that do not apply are dropped below
-        computed = accumulator.compute() if chosen else {}
-    metrics = {name: value for name, value in computed.items() if METRICS[name].level in chosen}
+    metrics = scorer.metrics()
     wall = time.perf_counter() - started
-    provenance = {
-        "environment": environment(),
-        "device": device_name(config.device),
-        "threads": torch.get_num_threads(),
-        "precision": config.precision,
-        "wall_seconds": round(wall, 3),
-        "images": len(keys),
-        "peak_memory": peak_memory_mb(config.device),
-        "data_root": str(adapter.root),
-        "protocol": config.protocol,
-        "aux_forced": config.aux is not None,
-        "metric_levels": sorted(adapter.metric_levels),
+    provenance = Provenance(
+        environment=environment(),
+        device=device_name(config.device),
+        threads=config.threads,  # pinned before predicting; the metrics' OpenMP layer may change it afterwards
+        batch_size=config.batch_size,
+        precision=cell.precision,
+        wall_seconds=round(wall, 3),
+        images=len(keys),
+        peak_memory=peak_memory_mb(config.device),
+        data_root=str(adapter.root),
+        protocol=config.protocol,
+        aux_forced=config.aux is not None,
+        metric_levels=sorted(adapter.metric_levels),
+        method_stats={name: value.tolist() for name, value in stats.items()} or None,
         **fit_info,
-    }
-    if stats:
-        provenance["method_stats"] = {name: value.tolist() for name, value in stats.items()}
+    )
     arrays = {
         "image_keys": keys,
-        "pred_score": pred_score,
-        "gt_label": gt_label,
+        "pred_score": np.concatenate(scores),
+        "gt_label": np.concatenate(labels),
         "levels": np.concatenate(levels),
         "map_min": np.concatenate(lows),
         "map_max": np.concatenate(highs),
-        "gt_mask": gt_mask,
+        "gt_mask": np.concatenate(masks),
     }
     return CellOutcome(cell, "ok", metrics, provenance, arrays, support=support)
 

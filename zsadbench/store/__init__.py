@@ -1,4 +1,5 @@
 """The results store: one SQLite row per finished cell plus per-image artifacts on disk."""
-from .db import ResultStore, StoredCell
+from .db import ResultStore
+from .schema import Cell, Provenance, StoredCell
 
-__all__ = ["ResultStore", "StoredCell"]
+__all__ = ["Cell", "Provenance", "ResultStore", "StoredCell"]

@@ -58,14 +58,18 @@ def encode(
     }
 
 
+def unpack_masks(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The bool masks ``[N,S,S]`` of an artifact."""
+    return np.unpackbits(arrays["gt_mask"], axis=-1, count=int(arrays["mask_width"])).astype(bool)
+
+
 def decode(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """Inverse of :func:`encode`: float32 maps, bool masks, and the embedded ``record`` (a dict)."""
-    width = int(arrays["mask_width"])
     return {
         "image_keys": arrays["image_keys"],
         "pred_score": arrays["pred_score"],
         "gt_label": arrays["gt_label"],
         "anomaly_map": dequantize(arrays["anomaly_map"], arrays["map_min"], arrays["map_max"]),
-        "gt_mask": np.unpackbits(arrays["gt_mask"], axis=-1, count=width).astype(bool),
+        "gt_mask": unpack_masks(arrays),
         "record": json.loads(str(arrays["record"])),
     }

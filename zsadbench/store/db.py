@@ -25,89 +25,26 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, StoreError
 from .files import atomic_write_bytes
+from .schema import StoredCell
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 60.0
 
+_SQL_TYPES = {"str": "TEXT NOT NULL", "int": "INTEGER NOT NULL", "bool": "INTEGER NOT NULL", "str | None": "TEXT"}
 _COLUMNS = {
-    "cell_id": "TEXT PRIMARY KEY",
-    "method": "TEXT NOT NULL",
-    "method_label": "TEXT NOT NULL",
-    "method_version": "TEXT NOT NULL",
-    "config_hash": "TEXT NOT NULL",
-    "config_json": "TEXT NOT NULL",
-    "dataset": "TEXT NOT NULL",
-    "dataset_label": "TEXT NOT NULL",
-    "domain": "TEXT NOT NULL",
-    "category": "TEXT NOT NULL",
-    "shots": "INTEGER NOT NULL",
-    "seed": "INTEGER NOT NULL",
-    "aux": "TEXT NOT NULL",
-    "eval_size": "INTEGER NOT NULL",
-    "pretrained": "TEXT NOT NULL",
-    "weights_id": "TEXT NOT NULL",
-    "data_digest": "TEXT NOT NULL",
-    "random_init": "INTEGER NOT NULL",
-    "status": "TEXT NOT NULL",
+    **{name: "TEXT PRIMARY KEY" if name == "cell_id" else _SQL_TYPES[kind]
+       for name, kind in StoredCell.scalar_fields().items()},
     "metrics_json": "TEXT NOT NULL",
-    "error": "TEXT",
     "provenance_json": "TEXT NOT NULL",
-    "artifact": "TEXT",
     "created_at": "REAL NOT NULL",
 }
-
-
-@dataclass(frozen=True)
-class StoredCell:
-    """One row of the store, as written by the runner."""
-
-    cell_id: str
-    method: str
-    method_label: str
-    config_hash: str
-    config_json: str
-    dataset: str
-    dataset_label: str
-    domain: str
-    category: str
-    shots: int
-    seed: int
-    aux: str
-    eval_size: int
-    pretrained: str
-    random_init: bool
-    status: str
-    metrics: dict[str, float]
-    provenance: dict[str, Any]
-    error: str | None = None
-    artifact: str | None = None
-    method_version: str = "1"
-    weights_id: str = ""
-    data_digest: str = ""
-
-    def record(self) -> dict[str, Any]:
-        """The row as JSON-able values (what an artifact embeds so the store can be rebuilt from it)."""
-        return {
-            **{k: getattr(self, k) for k in _COLUMNS if hasattr(self, k)},
-            "random_init": bool(self.random_init),
-            "metrics": {k: _json_float(v) for k, v in self.metrics.items()},
-            "provenance": self.provenance,
-        }
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "StoredCell":
-        fields = {k: record[k] for k in _COLUMNS if k in record and k != "created_at"}
-        metrics = {k: (float("nan") if v is None else float(v)) for k, v in record.get("metrics", {}).items()}
-        return cls(**fields, metrics=metrics, provenance=record.get("provenance", {}))
 
 
 def owner_id() -> str:
@@ -176,8 +113,8 @@ class ResultStore:
                 raise StoreError(
                     f"{self.db_path} has store schema {found}, this zsadbench reads schema {SCHEMA_VERSION}: "
                     + ("upgrade zsadbench to read it, or use another --out"
-                       if newer else "its cells predate method versions and data digests; use a new --out (or move "
-                       "the folder aside) and rerun, the cells are recomputed")
+                       if newer else "its cells lack identity fields this version keys cells by (such as the precision); "
+                       "use a new --out (or move the folder aside) and rerun, the cells are recomputed")
                 )
         elif tables:
             raise StoreError(f"{self.db_path} is an SQLite file but not a zsadbench store; use another --out")
@@ -231,11 +168,12 @@ class ResultStore:
         """Insert or replace one cell's row, in one transaction. A failure never replaces a stored success
         (``--force`` recomputing a good cell that then fails keeps the good result); returns whether the row
         was written."""
+        record = cell.record()
         row = {
-            **{k: getattr(cell, k) for k in _COLUMNS if hasattr(cell, k)},
+            **{k: v for k, v in record.items() if k in _COLUMNS},
             "random_init": int(cell.random_init),
-            "metrics_json": json.dumps({k: _json_float(v) for k, v in cell.metrics.items()}, sort_keys=True),
-            "provenance_json": json.dumps(cell.provenance, sort_keys=True, default=str),
+            "metrics_json": json.dumps(record["metrics"], sort_keys=True),
+            "provenance_json": json.dumps(record["provenance"], sort_keys=True, default=str),
             "created_at": time.time(),
         }
         names = list(_COLUMNS)
@@ -257,11 +195,8 @@ class ResultStore:
             conn.row_factory = sqlite3.Row
             records = conn.execute("SELECT * FROM cells ORDER BY created_at").fetchall()
         return [
-            StoredCell(
-                **{k: r[k] for k in _COLUMNS if k not in ("metrics_json", "provenance_json", "created_at", "random_init")},
-                random_init=bool(r["random_init"]),
-                metrics={k: (float("nan") if v is None else float(v)) for k, v in json.loads(r["metrics_json"]).items()},
-                provenance=json.loads(r["provenance_json"]),
+            StoredCell.from_record(
+                {**dict(r), "metrics": json.loads(r["metrics_json"]), "provenance": json.loads(r["provenance_json"])}
             )
             for r in records
         ]
@@ -271,13 +206,7 @@ class ResultStore:
         rows = self.rows()
         if not rows:
             raise ConfigError(f"no results in {self.out}: run `zsadbench run ... --out {self.out}` first")
-        records = []
-        for cell in rows:
-            record = {k: getattr(cell, k) for k in _COLUMNS if hasattr(cell, k)}
-            record["protocol"] = cell.provenance.get("protocol", "")
-            record.update(cell.metrics)
-            records.append(record)
-        return pd.DataFrame.from_records(records)
+        return pd.DataFrame.from_records([cell.frame_record() for cell in rows])
 
     # -- leases -----------------------------------------------------------------------------------
     def acquire(self, cell_id: str, *, force: bool = False) -> str | None:
@@ -340,7 +269,3 @@ class ResultStore:
     def feature_dir(self) -> Path:
         return self.out / "cache" / "features"
 
-
-def _json_float(value: float) -> float | None:
-    value = float(value)
-    return None if np.isnan(value) else value

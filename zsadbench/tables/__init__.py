@@ -6,9 +6,11 @@ text formats into a folder such as ``leaderboards/``; ``load_reported`` reads th
 """
 from __future__ import annotations
 
+from ._aggregate import variant_labels
 from ._frame import results_frame
 from ._reported import load_reported
 from .make import FORMATS, make_table, write_tables
 from .paper import make_paper_tables
 
-__all__ = ["FORMATS", "load_reported", "make_paper_tables", "make_table", "results_frame", "write_tables"]
+__all__ = ["FORMATS", "load_reported", "make_paper_tables", "make_table", "results_frame", "variant_labels",
+           "write_tables"]

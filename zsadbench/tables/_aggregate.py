@@ -9,8 +9,9 @@ Aggregation rules:
   that others have gets a partial Mean (marked, not ranked).
 
 Failed cells are left out of every mean and flagged on the rows they touch. A variant is
-(method, shots, pretrained, random_init, config_hash, auxiliary key, eval_size): two evaluation resolutions never
-share a column.
+(method, shots, pretrained, random_init, precision, config_hash, auxiliary key, eval_size): two evaluation
+resolutions or precisions never share a column. The plots group cells into the same variants
+(:func:`variant_labels`).
 
 The auxiliary key of a trained zero-shot method is its protocol when a cell's auxiliary set is the one that
 protocol pairs with its dataset (the protocol decides which set each dataset trains on, so the cells of one
@@ -33,9 +34,9 @@ from ._reported import reported_variants
 
 REQUIRED = (
     "method", "method_label", "config_hash", "dataset", "dataset_label", "domain", "category",
-    "shots", "seed", "aux", "eval_size", "pretrained", "random_init", "status",
+    "shots", "seed", "aux", "eval_size", "pretrained", "precision", "random_init", "status",
 )
-VARIANT_KEYS = ("method", "shots", "pretrained", "random_init", "config_hash", "_aux_key", "eval_size")
+VARIANT_KEYS = ("method", "shots", "pretrained", "random_init", "precision", "config_hash", "_aux_key", "eval_size")
 DOMAIN_ORDER = {"industrial": 0, "medical": 1, "synthetic": 2}
 _V = "_variant"
 
@@ -93,6 +94,14 @@ def build_model(
     return model
 
 
+def variant_labels(df: pd.DataFrame, *, across_shots: bool = False) -> pd.Series:
+    """The column label of each row's variant, as :func:`build_model` groups and labels them (``by_aux``
+    off); ``across_shots`` makes one variant of every shot count (the rows' shots are not told apart)."""
+    frame = _prepare(df.assign(shots=0) if across_shots else df, [], False)
+    labels = {i: v.label for i, v in enumerate(_our_variants(frame))}
+    return frame[_V].map(labels)
+
+
 def _prepare(df: pd.DataFrame, names: list[str], by_aux: bool) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
@@ -109,12 +118,13 @@ def _prepare(df: pd.DataFrame, names: list[str], by_aux: bool) -> pd.DataFrame:
         )
     for name in names:
         frame[name] = pd.to_numeric(frame[name], errors="coerce") * 100.0 if name in frame else np.nan
-    for col in ("config_hash", "aux", "pretrained", "method", "method_label", "dataset", "category", "domain"):
+    for col in ("config_hash", "aux", "pretrained", "precision", "method", "method_label", "dataset", "category",
+                "domain"):
         frame[col] = frame[col].fillna("").astype(str)
     protocol = frame["protocol"] if "protocol" in frame else pd.Series("", index=frame.index)
     frame["protocol"] = protocol.fillna("").astype(str)
     frame["_aux_key"] = _aux_keys(frame, by_aux)
-    frame["random_init"] = frame["random_init"].astype(bool) | (frame["pretrained"] == "none")
+    frame["random_init"] = frame["random_init"].astype(bool)
     frame[_V] = frame.groupby(list(VARIANT_KEYS), sort=False, dropna=False).ngroup()
     return frame
 
@@ -254,7 +264,8 @@ def _our_variants(frame: pd.DataFrame) -> list[Variant]:
         own = frame[frame[_V] == r[_V]].drop_duplicates("dataset")
         raw.append(dict(
             method=r["method"], method_label=r["method_label"] or r["method"], shots=int(r["shots"]),
-            random_init=bool(r["random_init"]), pretrained=r["pretrained"], config_hash=r["config_hash"],
+            random_init=bool(r["random_init"]), pretrained=r["pretrained"], precision=r["precision"],
+            config_hash=r["config_hash"],
             aux=key if kind == "aux" else "", protocol=key if kind == "protocol" else "",
             eval_size=int(r["eval_size"]),
             aux_by_dataset=tuple(zip(own["dataset"], own["aux"])) if kind == "protocol" else (),
@@ -268,6 +279,7 @@ def _our_variants(frame: pd.DataFrame) -> list[Variant]:
         for field, show in (
             ("method", lambda x: str(x)),
             ("pretrained", lambda x: str(x)),
+            ("precision", lambda x: str(x)),
             ("protocol", lambda x: f"{x} protocol" if x else ""),
             ("aux", lambda x: f"aux {x}" if x else ""),
             ("eval_size", lambda x: f"{x} px"),

@@ -59,6 +59,7 @@ class Variant:
     shots: int
     random_init: bool = False
     pretrained: str = ""
+    precision: str = ""
     config_hash: str = ""
     aux: str = ""
     eval_size: int = 0

@@ -77,7 +77,7 @@ def write_galleries(out: str | Path, dest: str | Path | None = None, per_kind: i
                 continue
             shots = f", {cell.shots}-shot" if cell.shots else ""
             title = f"{label}: {cell.dataset_label} / {cell.category}{shots} (seed {cell.seed})"
-            fig = gallery_figure(arrays, cases, title, cell.provenance.get("data_root") or "")
+            fig = gallery_figure(arrays, cases, title, cell.provenance.data_root or "")
             name = f"{safe(cell.dataset)}-{safe(cell.category)}" + (f"-{cell.shots}shot" if cell.shots else "")
             paths = save(fig, dest / safe(label), name)
             written += paths
