@@ -58,6 +58,11 @@ class MPA(Method):
     def total_epochs(self) -> int:
         return self.config.epochs
 
+    @property
+    def _adapts_projection(self) -> bool:
+        """Whether the fit runs stage 2, the MoE adaptation of the projection (MPAMA with ``moe``)."""
+        return False
+
     def fit(self, data: FitData) -> "MPA":
         """Train on the auxiliary set (stage 1; MPAMA: then stage 2), resuming from ``data.checkpoints``; the last
         epoch of each stage is kept."""
@@ -75,7 +80,7 @@ class MPA(Method):
         model.train()
         try:
             history = {"stage1": trainer.fit(stage1(model, data, cfg, self.device, self.precision, self.label))}
-            if getattr(cfg, "moe", False):
+            if self._adapts_projection:
                 resumed = trainer.resumes_after(cfg.epochs)
                 experts = int(trainer.saved("experts")) if resumed else cfg.experts_for(data.dataset)
                 model.moe = build_moe(model, cfg, experts, data.seed)
@@ -155,3 +160,7 @@ class MPAMA(MPA):
     @property
     def total_epochs(self) -> int:
         return self.config.epochs + (self.config.stage2_epochs if self.config.moe else 0)
+
+    @property
+    def _adapts_projection(self) -> bool:
+        return self.config.moe
