@@ -25,6 +25,9 @@ def execute(args: argparse.Namespace) -> int:
     console.print(f"rescored {report.cells} cells: {len(report.changed)} differ from the stored metrics", highlight=False)
     for cell_id, what, diff in report.changed:
         console.print(f"  {what} ({cell_id}): largest difference {diff:.3g}", highlight=False)
+    if report.image_only:
+        console.print(f"  {len(report.image_only)} cells were stored without every map (--keep-maps gallery/none): "
+                      "their image metrics were recomputed, their pixel metrics kept as stored", highlight=False)
     for cell_id in report.missing:
         console.print(f"  [yellow]no artifact[/] for cell {cell_id}: rerun it with --force", highlight=False)
     if report.changed and not args.update:

@@ -44,7 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="torch CPU threads, pinned for the run (default: torch's default); results are "
                              "bitwise reproducible for a given machine and thread count")
-    parser.add_argument("--workers", type=positive_int, default=2, metavar="N", help="image loading threads (default: 2)")
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                        help="image loading threads (default: the CPUs available, at most 16)")
+    parser.add_argument("--keep-maps", choices=("all", "gallery", "none"), default="all",
+                        help="which anomaly maps the per-image artifacts keep: all (about 150-230 KB per image at "
+                             "518 px; rescore of every metric, galleries, scale plots), gallery (the images galleries "
+                             "show; rescore of image metrics only, no scale plots), none (no galleries either) "
+                             "(default: all)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="precision of the frozen backbones' forward passes (bf16 autocast; default: fp32); part of "
                              "each cell's identity, so cells of another precision are computed, not reused")
@@ -62,6 +68,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "GPUs, else 0)")
     parser.add_argument("--cpus-per-cell", type=float, default=1.0, metavar="N",
                         help="with --executor ray: CPUs per task; also the default of --threads (default: 1)")
+
+
+def _workers(args: argparse.Namespace) -> dict[str, int]:
+    """``--workers``, else on Ray the CPUs each task asks for; locally the run's own default."""
+    if args.workers:
+        return {"workers": args.workers}
+    if args.executor == "ray":
+        return {"workers": max(1, round(args.cpus_per_cell))}
+    return {}
 
 
 def _device(name: str) -> str:
@@ -115,7 +130,8 @@ def execute(args: argparse.Namespace) -> int:
         aux=args.aux,
         force=args.force,
         overrides=tuple(args.overrides),
-        workers=args.workers,
+        **_workers(args),
+        keep_maps=args.keep_maps,
         precision=args.precision,
         support_manifest=args.support_manifest,
         threads=args.threads or _executor_threads(args),

@@ -52,7 +52,8 @@ def plot_scale(store: ResultStore, dest: Path) -> list[Path]:
     for label, cells in variants(finished(store)).items():
         seed = min(c.seed for c in cells)
         for cell in cells:
-            if cell.seed == seed and np.isfinite(cell.metrics.get("pixel_auroc", np.nan)):
+            if (cell.seed == seed and np.isfinite(cell.metrics.get("pixel_auroc", np.nan))
+                    and cell.provenance.keep_maps in (None, "all")):  # the other policies keep too few maps
                 by_dataset.setdefault(cell.dataset, {}).setdefault(label, []).append(cell)
     written = []
     for dataset, by_variant in by_dataset.items():

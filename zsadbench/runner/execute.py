@@ -2,12 +2,21 @@
 
 For each fit group the driver leases the group's pending cells, hands them to
 :func:`~zsadbench.runner.worker.compute_group` (in this process, or on an executor), and stores each outcome
-as soon as it arrives: artifact first, row last. A lease held by another live run means that run computes
-the cell; it is skipped here and named at the end.
+as soon as it arrives: artifact first, row last. Storing (compressing the maps, writing the artifact and the
+row) runs on one background thread while the next cell is computed; the run waits for it before it ends or
+stops, so an interrupt loses no computed cell. A lease held by another live run means that run computes the
+cell; it is skipped here and named at the end.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
 
 from ..store import ResultStore, StoredCell
 from ..store.artifacts import encode
@@ -17,7 +26,8 @@ from .planner import Plan, build_plan
 from .progress import RunDisplay
 from .worker import CellOutcome, compute_group, seed_everything
 
-__all__ = ["RunSummary", "evaluate", "execute_plan", "lease_pending", "seed_everything", "store_outcome"]
+__all__ = ["BackgroundWriter", "RunSummary", "evaluate", "execute_plan", "kept_maps", "lease_pending",
+           "seed_everything", "store_outcome"]
 
 
 @dataclass
@@ -47,19 +57,49 @@ def execute_plan(plan: Plan, display: RunDisplay | None = None) -> RunSummary:
     finished = set() if plan.config.force else store.finished_ids()
     summary = RunSummary(notes=list(plan.notes))
     display = display or RunDisplay(len(plan.cells))
-    with display:
+    with display, BackgroundWriter() as writer:
         for group in plan.groups:
             pending = lease_pending(store, plan, group, finished, summary, display)
             if not pending:
                 continue
             try:
                 for outcome in compute_group(plan, group, list(pending), store.out, display.step):
-                    store_outcome(plan, store, outcome, summary, display)
                     pending.remove(outcome.cell)
+                    writer.submit(store_outcome, plan, store, outcome, summary, display)
             finally:
+                writer.drain()
                 for cell in pending:
                     store.release(cell.cell_id)
     return summary
+
+
+class BackgroundWriter:
+    """Runs store jobs in order on one thread, at most ``depth`` behind; a job's error is raised by the next
+    :meth:`submit` or by :meth:`drain`."""
+
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="zsadbench-store")
+        self._pending: deque[Future] = deque()
+
+    def submit(self, job: Callable[..., Any], *args: Any) -> None:
+        self._pending.append(self._pool.submit(job, *args))
+        while len(self._pending) > self.depth:
+            self._pending.popleft().result()
+
+    def drain(self) -> None:
+        """Wait for every submitted job."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.drain()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def lease_pending(store: ResultStore, plan: Plan, group: FitGroup, finished: set[str], summary: RunSummary,
@@ -88,20 +128,7 @@ def store_outcome(plan: Plan, store: ResultStore, outcome: CellOutcome, summary:
     cell = outcome.cell
     artifact = None
     if outcome.status == "ok":
-        stored = _stored(plan, outcome, None)
-        artifact = store.save_artifact(
-            cell.cell_id,
-            encode(
-                image_keys=outcome.arrays["image_keys"],
-                pred_score=outcome.arrays["pred_score"],
-                gt_label=outcome.arrays["gt_label"],
-                levels=outcome.arrays["levels"],
-                map_min=outcome.arrays["map_min"],
-                map_max=outcome.arrays["map_max"],
-                gt_mask=outcome.arrays["gt_mask"],
-                record={**stored.record(), "artifact": f"cells/{cell.cell_id}.npz"},
-            ),
-        )
+        outcome, artifact = _write_artifact(plan, store, outcome)
         if outcome.support is not None:
             SupportManifest(store.out).record(**outcome.support)
     stored = _stored(plan, outcome, artifact)
@@ -117,6 +144,48 @@ def store_outcome(plan: Plan, store: ResultStore, outcome: CellOutcome, summary:
         kept = "" if written else " (the stored good result is kept)"
         summary.failures.append((cell, outcome.error + kept))
         display.cell_finished("failed", f"[red]✗[/] {cell.describe()}: {outcome.error}{kept}")
+
+
+def kept_maps(policy: str, scores: np.ndarray, labels: np.ndarray, keys: list[str]) -> np.ndarray | None:
+    """The images whose maps an artifact keeps under ``--keep-maps policy`` (``None``: all)."""
+    if policy == "all":
+        return None
+    if policy == "none":
+        return np.zeros(0, np.int64)
+    from ..viz.cases import pick_cases
+
+    return np.array(sorted({case.index for case in pick_cases(keys, scores, labels, GALLERY_CASES)}), np.int64)
+
+
+#: Cases per kind whose maps ``--keep-maps gallery`` keeps: galleries of up to this many per kind are complete.
+GALLERY_CASES = 4
+
+
+def _write_artifact(plan: Plan, store: ResultStore, outcome: CellOutcome) -> tuple[CellOutcome, str]:
+    """Encode and write a computed cell's artifact; the outcome comes back with the artifact's size and
+    encode/write time in its provenance."""
+    cell, arrays = outcome.cell, outcome.arrays
+    started = time.perf_counter()
+    policy = plan.config.keep_maps
+    keep = kept_maps(policy, arrays["pred_score"], arrays["gt_label"], arrays["image_keys"])
+    provenance = replace(outcome.provenance, keep_maps=policy)
+    outcome = replace(outcome, provenance=provenance)
+    encoded = encode(
+        image_keys=arrays["image_keys"],
+        pred_score=arrays["pred_score"],
+        gt_label=arrays["gt_label"],
+        levels=arrays["levels"],
+        map_min=arrays["map_min"],
+        map_max=arrays["map_max"],
+        gt_mask=arrays["gt_mask"],
+        record={**_stored(plan, outcome, None).record(), "artifact": f"cells/{cell.cell_id}.npz"},
+        keep=keep,
+        keep_maps=policy,
+    )
+    artifact = store.save_artifact(cell.cell_id, encoded)
+    stages = {**(provenance.stage_seconds or {}), "artifact": round(time.perf_counter() - started, 4)}
+    size = store.artifact_path(cell.cell_id).stat().st_size
+    return replace(outcome, provenance=replace(provenance, stage_seconds=stages, artifact_bytes=size)), artifact
 
 
 def _label(name: str) -> str:

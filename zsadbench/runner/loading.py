@@ -7,8 +7,9 @@ consumer needs (the method's input size for training, the evaluation size for me
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,7 +56,13 @@ class LoadedBatch:
 
 
 class ImageSet:
-    """The samples of one adapter, loaded lazily in batches with a small thread pool."""
+    """The samples of one adapter, loaded lazily in batches by a pool of threads.
+
+    Decoding, resizing and the conversion to a float tensor run in ``workers`` threads (PIL and torch release
+    the GIL), which keep up to ``prefetch`` images in flight ahead of the batch being used; with
+    ``pin_memory`` (for a CUDA device) batches come in page-locked memory, so the copy to the GPU is fast and
+    may be asynchronous.
+    """
 
     def __init__(
         self,
@@ -64,52 +71,70 @@ class ImageSet:
         input_size: int,
         mask_size: int,
         workers: int = 2,
+        *,
+        pin_memory: bool = False,
     ) -> None:
         self.adapter = adapter
         self.samples = list(samples)
         self.input_size = input_size
         self.mask_size = mask_size
         self.workers = max(1, workers)
+        self.pin_memory = pin_memory
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _load(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+    def _load(self, sample: Sample) -> tuple[torch.Tensor, np.ndarray]:
         image = self.adapter.load_image(sample)
         mask = self.adapter.load_mask(sample)
-        return resize_image(image, self.input_size), resize_mask(mask, self.mask_size, image.shape[:2], sample)
+        resized = resize_image(image, self.input_size)
+        tensor = torch.from_numpy(resized.astype(np.float32)).permute(2, 0, 1).div_(255.0)
+        return tensor, resize_mask(mask, self.mask_size, image.shape[:2], sample)
 
     def original(self, sample: Sample) -> torch.Tensor:
         """One sample at its file's resolution: float32 ``[3,H,W]`` RGB in ``[0,1]``."""
         return torch.from_numpy(np.array(self.adapter.load_image(sample), dtype=np.float32)).permute(2, 0, 1).div_(255.0)
 
     def iter_batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> Iterator[LoadedBatch]:
-        """Yield batches in index order (or shuffled with ``seed``), loading the next batch while one is used."""
+        """Yield batches in index order (or shuffled with ``seed``), loading ahead while one is used."""
         order = np.arange(len(self.samples))
         if shuffle:
             order = np.random.default_rng(seed).permutation(order)
         chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        with ThreadPoolExecutor(self.workers) as pool:
-            pending = pool.map(self._load, [self.samples[i] for i in chunks[0]]) if chunks else None
-            for index, chunk in enumerate(chunks):
-                loaded = list(pending)  # type: ignore[arg-type]
-                if index + 1 < len(chunks):
-                    pending = pool.map(self._load, [self.samples[i] for i in chunks[index + 1]])
+        ahead = max(2 * batch_size, 4 * self.workers)
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="zsadbench-load")
+        waiting = iter(order)
+        in_flight: deque[Future] = deque()
+
+        def top_up() -> None:
+            for index in waiting:
+                in_flight.append(pool.submit(self._load, self.samples[index]))
+                if len(in_flight) >= ahead:
+                    return
+
+        try:
+            for chunk in chunks:
+                top_up()
+                loaded = [in_flight.popleft().result() for _ in chunk]
+                top_up()
                 yield self._assemble([self.samples[i] for i in chunk], loaded)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def batches(self, batch_size: int = 8, shuffle: bool = False, seed: int = 0) -> Iterator[Batch]:
         """Batches with ``gt_label`` and ``gt_mask`` (at ``mask_size``) filled in: the form ``FitData`` hands out."""
         for loaded in self.iter_batches(batch_size, shuffle=shuffle, seed=seed):
             yield loaded.batch
 
-    def _assemble(self, samples: list[Sample], loaded: list[tuple[np.ndarray, np.ndarray]]) -> LoadedBatch:
-        images = np.stack([image for image, _ in loaded])
+    def _assemble(self, samples: list[Sample], loaded: list[tuple[torch.Tensor, np.ndarray]]) -> LoadedBatch:
+        tensor = torch.stack([image for image, _ in loaded])
+        if self.pin_memory:
+            tensor = tensor.pin_memory()
         masks = np.stack([mask for _, mask in loaded])
         labels = np.array([s.gt_label for s in samples], dtype=np.int64)
-        tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
         categories = tuple(s.category for s in samples)
         batch = Batch(
-            image=tensor.contiguous(),
+            image=tensor,
             category=categories[0] if len(set(categories)) == 1 else "object",
             image_path=tuple(str(s.image_path) for s in samples),
             gt_label=torch.from_numpy(labels),

@@ -9,6 +9,7 @@ is trained once per (seed, auxiliary set) and reused across datasets; a few-shot
 from __future__ import annotations
 
 import itertools
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,21 @@ from typing import Any
 from ..config import MethodConfig
 from ..errors import ConfigError
 from ..method import PRECISIONS
+from ..store.artifacts import KEEP_MAPS
 from ..store.schema import Cell
 
 PROTOCOLS = ("anomalyclip", "visualad")
+MAX_DEFAULT_WORKERS = 16
+
+
+def default_workers() -> int:
+    """Image loading threads by default: the CPUs this process may use, at most 16 (decode and resize release
+    the GIL, so they run in parallel with the model)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_WORKERS, cpus))
 
 
 @dataclass(frozen=True)
@@ -40,10 +53,11 @@ class RunConfig:
     aux: str | None = None
     force: bool = False
     overrides: tuple[tuple[str, str], ...] = ()
-    workers: int = 2
+    workers: int = field(default_factory=default_workers)
     precision: str = "fp32"
     support_manifest: Path | None = None
     threads: int | None = None
+    keep_maps: str = "all"
 
     def __post_init__(self) -> None:
         if self.threads is None:  # pinned for the whole run: results are reproducible for a given thread count
@@ -65,6 +79,10 @@ class RunConfig:
             raise ConfigError("--seeds needs at least one seed")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.keep_maps not in KEEP_MAPS:
+            raise ConfigError(f"--keep-maps must be one of {', '.join(KEEP_MAPS)}, got {self.keep_maps!r}")
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Recomputing stored metrics from the per-image artifacts, without inference.
 
 ``rescore`` reads every successful cell's artifact (exact scores, 16-bit maps and masks at the evaluation
-size), recomputes its metrics the way the run did, and reports (and with ``update`` stores) any difference.
+size; either artifact format), recomputes its metrics the way the run did, and reports (and with ``update``
+stores) any difference. A cell stored with ``--keep-maps gallery`` or ``none`` has its image metrics
+recomputed and its pixel metrics kept as stored.
 ``rebuild`` recreates ``results.sqlite`` from the rows the artifacts embed, for a store file that was lost or
 corrupted.
 """
@@ -16,7 +18,7 @@ import numpy as np
 from ..errors import StoreError
 from ..metrics import METRICS
 from ..store import ResultStore, StoredCell
-from ..store.artifacts import decode, unpack_masks
+from ..store.artifacts import decode, kept_maps, stored_levels, unpack_masks
 from .scoring import CellScorer
 
 
@@ -27,13 +29,18 @@ class RescoreReport:
     cells: int = 0
     changed: list[tuple[str, str, float]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    image_only: list[str] = field(default_factory=list)
 
 
 def metrics_from_artifact(arrays: dict[str, np.ndarray], declared: list[str] | tuple[str, ...]) -> dict[str, float]:
-    """The metrics of one cell from its raw artifact arrays, scored as the run scored them."""
+    """The metrics of one cell from its raw artifact arrays, scored as the run scored them (image metrics
+    only when the artifact does not hold every map)."""
+    levels = stored_levels(arrays)
+    if levels is None:
+        declared = [level for level in declared if level != "pixel"]
     scorer = CellScorer(declared)
-    scorer.update(arrays["pred_score"], arrays["gt_label"], arrays["anomaly_map"], arrays["map_min"],
-                  arrays["map_max"], unpack_masks(arrays))
+    scorer.update(arrays["pred_score"], arrays["gt_label"], levels, arrays["map_min"], arrays["map_max"],
+                  unpack_masks(arrays))
     return scorer.metrics()
 
 
@@ -51,6 +58,10 @@ def rescore(out: str | Path, *, update: bool = False) -> RescoreReport:
             continue
         declared = cell.provenance.metric_levels or sorted({METRICS[m].level for m in cell.metrics})
         metrics = metrics_from_artifact(arrays, declared)
+        if len(kept_maps(arrays)) < len(arrays["pred_score"]):
+            report.image_only.append(cell.cell_id)
+            metrics = {**{k: v for k, v in cell.metrics.items() if k in METRICS and METRICS[k].level == "pixel"},
+                       **metrics}
         report.cells += 1
         diff = _largest_difference(cell.metrics, metrics)
         if diff != 0.0:

@@ -25,7 +25,7 @@ class CellScorer:
         self._labels: list[np.ndarray] = []
         self._defect = False
 
-    def update(self, scores: np.ndarray, labels: np.ndarray, levels: np.ndarray, low: np.ndarray,
+    def update(self, scores: np.ndarray, labels: np.ndarray, levels: np.ndarray | None, low: np.ndarray,
                high: np.ndarray, masks: np.ndarray) -> None:
         """Add a batch: exact scores ``[B]``, labels ``[B]``, stored maps (``levels`` ``[B,S,S]`` uint16 with
         per-image ``low``/``high``) and masks ``[B,S,S]``."""

@@ -209,14 +209,17 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
     config = plan.config
     adapter = plan.adapters[cell.dataset]
     samples = adapter.select("test", cell.category)
-    images = ImageSet(adapter, samples, method.input_size, config.eval_size, config.workers)
+    images = ImageSet(adapter, samples, method.input_size, config.eval_size, config.workers,
+                      pin_memory=config.device.startswith("cuda"))
     seed_everything(cell.seed, config.threads)
     reset_peak_memory(config.device)
     started = time.perf_counter()
+    clock = StageClock()
     scorer = CellScorer(adapter.metric_levels)
     scores, levels, lows, highs, masks, labels, keys = [], [], [], [], [], [], []
     stats: dict[str, torch.Tensor] = {}
-    for loaded in images.iter_batches(config.batch_size):
+    batches = images.iter_batches(config.batch_size)
+    while (loaded := clock.run("load_wait", next, batches, None)) is not None:
         batch = Batch(
             image=loaded.batch.image,
             category=cell.category,
@@ -225,11 +228,11 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
             load_original=loaded.batch.load_original,
         )
         with torch.inference_mode():
-            prediction = method.predict(batch)
-        score, amap = checked_prediction(prediction.pred_score, prediction.anomaly_map, len(batch), cell, batch,
-                                         config.eval_size)
-        level, low, high = quantize(amap)
-        scorer.update(score, loaded.labels, level, low, high, loaded.masks)
+            prediction = clock.run("predict", method.predict, batch)
+        score, amap = clock.run("check", checked_prediction, prediction.pred_score, prediction.anomaly_map,
+                                len(batch), cell, batch, config.eval_size)
+        level, low, high = clock.run("quantise", quantize, amap)
+        clock.run("metrics", scorer.update, score, loaded.labels, level, low, high, loaded.masks)
         for name, value in prediction.stats.items():
             value = value.detach().cpu()
             stats[name] = stats[name] + value if name in stats else value.clone()
@@ -241,15 +244,17 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
         masks.append(loaded.masks)
         keys.extend(relative_key(s, adapter.root) for s in loaded.samples)
         step(cell.describe(), len(keys) / max(len(samples), 1))
-    metrics = scorer.metrics()
+    metrics = clock.run("metrics", scorer.metrics)
     wall = time.perf_counter() - started
     provenance = Provenance(
         environment=environment(),
         device=device_name(config.device),
         threads=config.threads,  # pinned before predicting; the metrics' OpenMP layer may change it afterwards
+        workers=config.workers,
         batch_size=config.batch_size,
         precision=cell.precision,
         wall_seconds=round(wall, 3),
+        stage_seconds=clock.rounded(),
         images=len(keys),
         peak_memory=peak_memory_mb(config.device),
         data_root=str(adapter.root),
@@ -269,6 +274,24 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
         "gt_mask": np.concatenate(masks),
     }
     return CellOutcome(cell, "ok", metrics, provenance, arrays, support=support)
+
+
+class StageClock:
+    """Wall seconds spent per named stage of a cell."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def run(self, stage: str, function: Callable, *args: Any) -> Any:
+        """``function(*args)``, its time added to ``stage``."""
+        started = time.perf_counter()
+        try:
+            return function(*args)
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+    def rounded(self) -> dict[str, float]:
+        return {stage: round(seconds, 4) for stage, seconds in self.seconds.items()}
 
 
 def checked_prediction(score: torch.Tensor, amap: torch.Tensor, size: int, cell: Cell, batch: Batch, eval_size: int):

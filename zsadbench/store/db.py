@@ -234,9 +234,10 @@ class ResultStore:
         return self.out / "cells" / f"{cell_id}.npz"
 
     def save_artifact(self, cell_id: str, arrays: dict[str, np.ndarray]) -> str:
-        """Save per-image arrays of a cell atomically; returns the path relative to the output folder."""
+        """Save per-image arrays of a cell atomically; returns the path relative to the output folder. The
+        arrays come compressed (:func:`~zsadbench.store.artifacts.encode`), so the npz itself is not."""
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        np.savez(buffer, **arrays)
         path = self.artifact_path(cell_id)
         with self.writing(path):
             atomic_write_bytes(path, buffer.getvalue())

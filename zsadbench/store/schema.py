@@ -63,8 +63,10 @@ class Provenance:
     ``environment`` holds Python, package versions and the git SHA; ``weights`` the backbone's weights record
     (tag, path, sha256, random); ``state``/``state_reused``/``train_seconds`` the trained state of a zero-shot
     method that trains; ``support`` the few-shot support files; ``method_stats`` a method's summed counters;
-    ``worker`` the Ray worker that computed it; ``traceback`` a failure's. Keys of older rows that are no
-    field here are kept in ``extra``.
+    ``worker`` the Ray worker that computed it; ``traceback`` a failure's; ``workers`` the image loading
+    threads; ``stage_seconds`` where the cell's wall time went (waiting for images, predict, checks, quantise,
+    metrics, and the artifact's encode and write); ``keep_maps`` and ``artifact_bytes`` what its artifact
+    holds. Keys of older rows that are no field here are kept in ``extra``.
     """
 
     environment: dict[str, Any] | None = None
@@ -87,6 +89,10 @@ class Provenance:
     method_stats: dict[str, Any] | None = None
     worker: dict[str, Any] | None = None
     traceback: str | None = None
+    workers: int | None = None
+    stage_seconds: dict[str, float] | None = None
+    keep_maps: str | None = None
+    artifact_bytes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

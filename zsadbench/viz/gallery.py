@@ -36,7 +36,7 @@ def load_original(key: str, size: int, root: str | Path = "") -> np.ndarray:
 def gallery_figure(arrays: dict, cases: list[Case], title: str, root: str | Path = ""):
     """A matplotlib figure: one row per case, maps coloured on the category's own min-max range."""
     maps = arrays["anomaly_map"]
-    lo, hi = float(maps.min()), float(maps.max())
+    lo, hi = float(arrays["map_min"].min()), float(arrays["map_max"].max())
     size = maps.shape[-1]
     fig, axes = plt.subplots(len(cases), 3, figsize=(6.6, 2.25 * len(cases)), squeeze=False)
     for row, case in zip(axes, cases):
@@ -73,6 +73,7 @@ def write_galleries(out: str | Path, dest: str | Path | None = None, per_kind: i
         for cell in sorted((c for c in cells if c.seed == seed), key=lambda c: (c.dataset, c.category, c.shots)):
             arrays = store.load_cell_arrays(cell.cell_id)
             cases = pick_cases(arrays["image_keys"], arrays["pred_score"], arrays["gt_label"], per_kind)
+            cases = [case for case in cases if arrays["map_kept"][case.index]]  # --keep-maps gallery/none
             if not cases:
                 continue
             shots = f", {cell.shots}-shot" if cell.shots else ""
@@ -85,6 +86,7 @@ def write_galleries(out: str | Path, dest: str | Path | None = None, per_kind: i
         if figures:
             sections.append((label, cells[0].random_init, figures))
     page = dest / "gallery.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(_page(Path(out).resolve().name, sections), encoding="utf-8")
     return [*written, page]
 

@@ -1,0 +1,134 @@
+"""Per-image artifacts: the lossless map codec, the earlier format still rescored, and ``--keep-maps``."""
+from __future__ import annotations
+
+import io
+import zlib
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter, zoom
+
+from zsadbench.cli.main import main
+from zsadbench.store import ResultStore
+from zsadbench.store.artifacts import decode, quantize, unpack_masks
+from zsadbench.store.mapcodec import decode_maps, encode_maps
+
+from runner_helpers import run
+
+
+def toy(data_root, out, *extra):
+    return run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy",
+               "--data-root", str(data_root), "--out", str(out), *extra)
+
+
+def smooth_maps(count: int, size: int = 128, grid: int = 9, seed: int = 0) -> np.ndarray:
+    """Maps made the way the methods make them: a patch grid upsampled bilinearly, then Gaussian-smoothed."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        patches = rng.normal(size=(grid, grid)) * 0.1
+        if i % 2:
+            patches[2:4, 3:6] += 1.0
+        out.append(gaussian_filter(zoom(patches, size / grid, order=1)[:size, :size], 4))
+    return np.stack(out).astype(np.float32)
+
+
+@pytest.mark.parametrize("levels", [
+    np.random.default_rng(1).integers(0, 65536, (3, 17, 23), dtype=np.uint16),  # no structure at all
+    np.zeros((2, 5, 5), np.uint16),
+    np.full((2, 4, 6), 65535, np.uint16),
+    np.tile(np.array([0, 65535], np.uint16), (1, 8, 4)),  # the largest jumps wrap around
+    quantize(smooth_maps(4))[0],
+])
+def test_the_map_codec_is_lossless_and_reads_any_subset(levels):
+    data, offsets = encode_maps(levels)
+    assert np.array_equal(decode_maps(data, offsets, levels.shape[1:]), levels)
+    assert np.array_equal(decode_maps(data, offsets, levels.shape[1:], [len(levels) - 1, 0]), levels[[-1, 0]])
+
+
+def test_smooth_maps_take_much_less_than_zlib_took():
+    levels = quantize(smooth_maps(6))[0]
+    data, _ = encode_maps(levels)
+    assert data.nbytes < 0.6 * len(zlib.compress(levels.tobytes(), 6))
+
+
+def _as_format_1(arrays: dict) -> dict:
+    """An artifact as earlier versions wrote it: plain uint16 maps and packed masks in a zlib npz."""
+    size = tuple(int(v) for v in arrays["map_size"])
+    return {
+        "image_keys": arrays["image_keys"], "pred_score": arrays["pred_score"], "gt_label": arrays["gt_label"],
+        "anomaly_map": decode_maps(arrays["map_data"], arrays["map_offsets"], size),
+        "map_min": arrays["map_min"], "map_max": arrays["map_max"],
+        "gt_mask": np.packbits(unpack_masks(arrays), axis=-1), "mask_width": arrays["mask_width"],
+        "record": arrays["record"],
+    }
+
+
+def test_artifacts_of_the_earlier_format_still_rescore_exactly(data_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert toy(data_root, out, "--eval-size", "48") == 0
+    store = ResultStore(out)
+    for row in store.rows():
+        arrays = store.load_artifact(row.cell_id)
+        assert int(arrays["format"]) == 2 and "anomaly_map" not in arrays
+        old = _as_format_1(arrays)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **old)
+        store.artifact_path(row.cell_id).write_bytes(buffer.getvalue())
+        reread = decode(store.load_artifact(row.cell_id))
+        assert np.array_equal(reread["anomaly_map"], decode(arrays)["anomaly_map"])
+        assert np.array_equal(reread["gt_mask"], decode(arrays)["gt_mask"])
+    capsys.readouterr()
+    assert main(["rescore", "--out", str(out)]) == 0
+    assert "rescored 2 cells: 0 differ" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("policy", ["gallery", "none"])
+def test_keep_maps_stores_fewer_maps_and_rescore_keeps_their_pixel_metrics(data_root, tmp_path, capsys, monkeypatch,
+                                                                          policy):
+    from zsadbench.runner import execute
+
+    monkeypatch.setattr(execute, "GALLERY_CASES", 1)  # a toy category has 6 images: keep at most 3 of them
+    full, less = tmp_path / "all", tmp_path / policy
+    assert toy(data_root, full, "--eval-size", "48") == 0
+    assert toy(data_root, less, "--eval-size", "48", "--keep-maps", policy) == 0
+    rows = {r.cell_id: r for r in ResultStore(full).rows()}
+    for row in ResultStore(less).rows():
+        assert row.metrics == rows[row.cell_id].metrics  # what is kept never changes a number
+        assert row.provenance.keep_maps == policy and rows[row.cell_id].provenance.keep_maps == "all"
+        arrays = decode(ResultStore(less).load_artifact(row.cell_id))
+        kept = np.flatnonzero(arrays["map_kept"])
+        assert (len(kept) == 0) == (policy == "none") and len(kept) < len(arrays["pred_score"])
+        if len(kept):
+            whole = ResultStore(full).load_cell_arrays(row.cell_id)["anomaly_map"]
+            assert np.array_equal(arrays["anomaly_map"][kept], whole[kept])
+        assert row.provenance.artifact_bytes < rows[row.cell_id].provenance.artifact_bytes
+    capsys.readouterr()
+    assert main(["rescore", "--out", str(less)]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "0 differ" in err and "2 cells were stored without every map" in err
+    assert main(["viz", "--out", str(less)]) == 0
+    figures = list((less / "viz").rglob("*.png"))
+    assert bool(figures) == (policy == "gallery")
+
+
+def test_the_gallery_policy_keeps_every_case_a_default_gallery_shows(data_root, tmp_path):
+    from zsadbench.viz import pick_cases
+
+    out = tmp_path / "out"
+    assert toy(data_root, out, "--eval-size", "48", "--keep-maps", "gallery") == 0
+    for row in ResultStore(out).rows():
+        arrays = decode(ResultStore(out).load_artifact(row.cell_id))
+        shown = {case.index for case in pick_cases(arrays["image_keys"], arrays["pred_score"], arrays["gt_label"])}
+        assert shown and shown <= set(np.flatnonzero(arrays["map_kept"]))
+
+
+def test_each_cell_records_where_its_time_went(data_root, tmp_path):
+    out = tmp_path / "out"
+    assert toy(data_root, out, "--workers", "3") == 0
+    for row in ResultStore(out).rows():
+        stages = row.provenance.stage_seconds
+        assert {"load_wait", "predict", "check", "quantise", "metrics", "artifact"} <= set(stages)
+        assert all(seconds >= 0 for seconds in stages.values())
+        assert sum(v for k, v in stages.items() if k != "artifact") <= row.provenance.wall_seconds + 1e-3
+        assert row.provenance.workers == 3
