@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-import torch
+from typing import TYPE_CHECKING, Literal
 
 from .errors import DataError, MethodError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made, so commands that compute nothing never load it
+    import torch
 
 Split = Literal["train", "test"]
 
@@ -97,6 +98,8 @@ class Prediction:
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        import torch
+
         if not isinstance(self.pred_score, torch.Tensor) or not isinstance(self.anomaly_map, torch.Tensor):
             raise MethodError(
                 f"Prediction needs tensors, got pred_score {type(self.pred_score).__name__} and "

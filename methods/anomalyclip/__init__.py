@@ -13,24 +13,25 @@ them from this package, not from its modules; everything else here is internal.
 - config: :data:`PROMPT_LEARNING_CONSTRAINTS` and :data:`DEEP_TOKENS_FIT_CONTEXT`, the allowed values of the
   fields an AnomalyCLIP-style config shares.
 """
-from .config import DEEP_TOKENS_FIT_CONTEXT, PROMPT_LEARNING_CONSTRAINTS
-from .losses import global_loss, local_loss
-from .prompts import PromptTokens, check_text_depth, deep_prompt_list, prompt_texts
-from .scoring import patch_probabilities, two_class_logits
-from .visual import TowerFeatures, check_tower, tower_features
+from zsadbench.lazy import surface
 
-__all__ = [
-    "DEEP_TOKENS_FIT_CONTEXT",
-    "PROMPT_LEARNING_CONSTRAINTS",
-    "PromptTokens",
-    "TowerFeatures",
-    "check_text_depth",
-    "check_tower",
-    "deep_prompt_list",
-    "global_loss",
-    "local_loss",
-    "patch_probabilities",
-    "prompt_texts",
-    "tower_features",
-    "two_class_logits",
-]
+#: Where each name of the surface lives; it is imported from there on first use.
+_WHERE = {
+    "DEEP_TOKENS_FIT_CONTEXT": ".config",
+    "PROMPT_LEARNING_CONSTRAINTS": ".config",
+    "PromptTokens": ".prompts",
+    "TowerFeatures": ".visual",
+    "check_text_depth": ".prompts",
+    "check_tower": ".visual",
+    "deep_prompt_list": ".prompts",
+    "global_loss": ".losses",
+    "local_loss": ".losses",
+    "patch_probabilities": ".scoring",
+    "prompt_texts": ".prompts",
+    "tower_features": ".visual",
+    "two_class_logits": ".scoring",
+}
+
+__all__ = sorted(_WHERE)
+
+__getattr__ = surface(__name__, _WHERE)

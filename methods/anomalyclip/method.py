@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
-
-from zsadbench.backbones import create_clip
 from zsadbench.errors import MethodError
+from zsadbench.lazy import deferred
 from zsadbench.method import FitData, Method
-from zsadbench.training import check_state
 from zsadbench.types import Batch, Prediction
 
 from .config import AnomalyCLIPConfig
-from .model import AnomalyCLIPModel
-from .scoring import smooth, upsample
-from .training import train
-from .visual import tower_features
+
+torch = deferred("torch")
+create_clip = deferred("zsadbench.backbones", "create_clip")
+check_state = deferred("zsadbench.training", "check_state")
+AnomalyCLIPModel = deferred(".model", "AnomalyCLIPModel", __package__)
+smooth = deferred(".scoring", "smooth", __package__)
+upsample = deferred(".scoring", "upsample", __package__)
+train = deferred(".training", "train", __package__)
+tower_features = deferred(".visual", "tower_features", __package__)
 
 
 class AnomalyCLIP(Method):

@@ -10,15 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import torch
-import torch.nn as nn
-
-from zsadbench.methods.promptad import Phase, PromptAD, VisualFeatures, extract
+from zsadbench.lazy import deferred
+from zsadbench.methods.promptad import PromptAD
 
 from .config import FineGrainedADConfig
-from .mfsc import load_captions
-from .model import FineGrainedADHead
-from .regions import paper_regions, region_weights, shipped_regions, tiled_tokens
+
+torch = deferred("torch")
+nn = deferred("torch.nn")
+Phase = deferred("zsadbench.methods.promptad", "Phase")
+VisualFeatures = deferred("zsadbench.methods.promptad", "VisualFeatures")
+extract = deferred("zsadbench.methods.promptad", "extract")
+load_captions = deferred(".mfsc", "load_captions", __package__)
+FineGrainedADHead = deferred(".model", "FineGrainedADHead", __package__)
+paper_regions = deferred(".regions", "paper_regions", __package__)
+region_weights = deferred(".regions", "region_weights", __package__)
+shipped_regions = deferred(".regions", "shipped_regions", __package__)
+tiled_tokens = deferred(".regions", "tiled_tokens", __package__)
 
 
 class FineGrainedAD(PromptAD):

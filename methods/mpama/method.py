@@ -10,19 +10,24 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
-
-from zsadbench.backbones import create_clip
 from zsadbench.errors import MethodError
-from zsadbench.maps import smooth, upsample
+from zsadbench.lazy import deferred
 from zsadbench.method import FitData, Method
-from zsadbench.methods.anomalyclip import tower_features
-from zsadbench.training import EpochTrainer, check_state
 from zsadbench.types import Batch, Prediction
 
 from .config import MPAConfig, MPAMAConfig
-from .model import MPAModel
-from .training import build_moe, stage1, stage2
+
+torch = deferred("torch")
+create_clip = deferred("zsadbench.backbones", "create_clip")
+smooth = deferred("zsadbench.maps", "smooth")
+upsample = deferred("zsadbench.maps", "upsample")
+tower_features = deferred("zsadbench.methods.anomalyclip", "tower_features")
+EpochTrainer = deferred("zsadbench.training", "EpochTrainer")
+check_state = deferred("zsadbench.training", "check_state")
+MPAModel = deferred(".model", "MPAModel", __package__)
+build_moe = deferred(".training", "build_moe", __package__)
+stage1 = deferred(".training", "stage1", __package__)
+stage2 = deferred(".training", "stage2", __package__)
 
 PAPER = "Learning Multi-Granularity Visual-Textual Alignment for Zero-Shot Anomaly Detection (ICLR 2026 submission)"
 DEMO: dict[str, Any] = {"backbone": "ViT-B-16", "image_size": 160, "layer": 12, "vv_last": 10, "epochs": 2}

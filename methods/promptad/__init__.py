@@ -12,32 +12,29 @@ plugins. Import them from this package, not from its modules; everything else he
 - scoring and losses: :class:`Scores`, :func:`logit_scale`, :func:`memory_score`, :func:`text_score`,
   :func:`mean_alignment_loss`, :func:`token_summed_triplet_loss`, :func:`triplet_loss`, :func:`v2t_loss`.
 """
-from .config import PromptADConfig
-from .features import VisualFeatures, extract
-from .losses import mean_alignment_loss, token_summed_triplet_loss, triplet_loss, v2t_loss
-from .method import PromptAD
-from .model import Scores, logit_scale
-from .prompts import GroupFeatures, GroupTexts, PromptBank
-from .scoring import memory_score, text_score
-from .states import abnormal_states
-from .training import Phase
+from zsadbench.lazy import surface
 
-__all__ = [
-    "GroupFeatures",
-    "GroupTexts",
-    "Phase",
-    "PromptAD",
-    "PromptADConfig",
-    "PromptBank",
-    "Scores",
-    "VisualFeatures",
-    "abnormal_states",
-    "extract",
-    "logit_scale",
-    "mean_alignment_loss",
-    "memory_score",
-    "text_score",
-    "token_summed_triplet_loss",
-    "triplet_loss",
-    "v2t_loss",
-]
+#: Where each name of the surface lives; it is imported from there on first use.
+_WHERE = {
+    "GroupFeatures": ".prompts",
+    "GroupTexts": ".prompts",
+    "Phase": ".training",
+    "PromptAD": ".method",
+    "PromptADConfig": ".config",
+    "PromptBank": ".prompts",
+    "Scores": ".model",
+    "VisualFeatures": ".features",
+    "abnormal_states": ".states",
+    "extract": ".features",
+    "logit_scale": ".model",
+    "mean_alignment_loss": ".losses",
+    "memory_score": ".scoring",
+    "text_score": ".scoring",
+    "token_summed_triplet_loss": ".losses",
+    "triplet_loss": ".losses",
+    "v2t_loss": ".losses",
+}
+
+__all__ = sorted(_WHERE)
+
+__getattr__ = surface(__name__, _WHERE)

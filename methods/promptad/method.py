@@ -10,18 +10,25 @@ import functools
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import torch
-import torch.nn as nn
-
-from zsadbench.backbones import ClipBackbone, create_clip
 from zsadbench.errors import ConfigError, MethodError
+from zsadbench.lazy import deferred
 from zsadbench.method import FitData, Method
 from zsadbench.types import Batch, Prediction
 
 from .config import PromptADConfig
-from .features import VisualFeatures, check_layers, extract
-from .model import PromptADHead, fuse
-from .training import Phase, Schedule, run_phases
+
+torch = deferred("torch")
+nn = deferred("torch.nn")
+ClipBackbone = deferred("zsadbench.backbones", "ClipBackbone")
+create_clip = deferred("zsadbench.backbones", "create_clip")
+VisualFeatures = deferred(".features", "VisualFeatures", __package__)
+check_layers = deferred(".features", "check_layers", __package__)
+extract = deferred(".features", "extract", __package__)
+PromptADHead = deferred(".model", "PromptADHead", __package__)
+fuse = deferred(".model", "fuse", __package__)
+Phase = deferred(".training", "Phase", __package__)
+Schedule = deferred(".training", "Schedule", __package__)
+run_phases = deferred(".training", "run_phases", __package__)
 
 
 class PromptAD(Method):

@@ -10,19 +10,24 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
-
-from zsadbench.backbones import create_backbone
 from zsadbench.config import MethodConfig
 from zsadbench.errors import ConfigError, MethodError
+from zsadbench.lazy import deferred
 from zsadbench.method import FitData, Method
-from zsadbench.training import check_state
 from zsadbench.types import Batch, Prediction
 
 from .config import VisualADConfig
-from zsadbench.maps import smooth, topk_mean, upsample
-from .model import VisualADHead, VisualADModel, final_norm_of
-from .training import train
+
+torch = deferred("torch")
+create_backbone = deferred("zsadbench.backbones", "create_backbone")
+check_state = deferred("zsadbench.training", "check_state")
+smooth = deferred("zsadbench.maps", "smooth")
+topk_mean = deferred("zsadbench.maps", "topk_mean")
+upsample = deferred("zsadbench.maps", "upsample")
+VisualADHead = deferred(".model", "VisualADHead", __package__)
+VisualADModel = deferred(".model", "VisualADModel", __package__)
+final_norm_of = deferred(".model", "final_norm_of", __package__)
+train = deferred(".training", "train", __package__)
 
 DINOV2_DEFAULT_TAG = "lvd142m"
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
-
-from zsadbench.backbones import autocast, create_clip
 from zsadbench.errors import ConfigError, MethodError
+from zsadbench.lazy import deferred
 from zsadbench.method import FitData, Method
 from zsadbench.types import Batch, Prediction
 
 from .config import WinCLIPConfig
-from .model import WinCLIPModel
-from .prompts import prompt_name
+
+torch = deferred("torch")
+autocast = deferred("zsadbench.backbones", "autocast")
+create_clip = deferred("zsadbench.backbones", "create_clip")
+WinCLIPModel = deferred(".model", "WinCLIPModel", __package__)
+prompt_name = deferred(".prompts", "prompt_name", __package__)
 
 
 class WinCLIP(Method):

@@ -10,13 +10,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
-    """``(line, module)`` of every absolute import in a file, ``from X import a`` giving ``X`` and ``X.a``."""
+    """``(line, module)`` of every absolute import in a file, ``from X import a`` giving ``X``, and of every
+    absolute module named to :func:`zsadbench.lazy.deferred` (an import on first use)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module))
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "deferred" and node.args
+              and isinstance(node.args[0], ast.Constant) and not str(node.args[0].value).startswith(".")):
+            found.append((node.lineno, str(node.args[0].value)))
     return found
 
 
@@ -54,3 +58,10 @@ def test_the_training_engine_lives_in_the_framework():
     trainers = [p.relative_to(ROOT) for p in (ROOT / "methods").rglob("*.py") if "def run_epochs" in p.read_text()
                 or "checkpoints.save(" in p.read_text()]
     assert not trainers, f"methods keep their own epoch loops: {trainers}"
+
+
+def test_the_architecture_check_sees_deferred_imports(tmp_path):
+    source = tmp_path / "plugin.py"
+    source.write_text('from zsadbench.lazy import deferred\nx = deferred("zsadbench.methods.anomalyclip.visual", "y")\n'
+                      'z = deferred(".model", "M", __package__)\n')
+    assert _imports(source) == [(1, "zsadbench.lazy"), (2, "zsadbench.methods.anomalyclip.visual")]

@@ -132,3 +132,26 @@ def test_each_cell_records_where_its_time_went(data_root, tmp_path):
         assert all(seconds >= 0 for seconds in stages.values())
         assert sum(v for k, v in stages.items() if k != "artifact") <= row.provenance.wall_seconds + 1e-3
         assert row.provenance.workers == 3
+
+
+def _numpy_quantize(maps: np.ndarray):
+    """The statement of the quantisation in NumPy: the reference the compiled pass must equal bitwise."""
+    flat = maps.reshape(len(maps), -1).astype(np.float32)
+    lo, hi = flat.min(axis=1), flat.max(axis=1)
+    with np.errstate(over="ignore"):  # the extreme case overflows float32 as the compiled pass does
+        span = (hi - lo).astype(np.float64)
+        scale = np.where(span > 0, 65535 / np.where(span > 0, span, 1.0), 0.0)
+        levels = np.rint((flat - lo[:, None]) * scale[:, None]).clip(0, 65535).astype(np.uint16)
+    return levels.reshape(maps.shape), lo, hi
+
+
+@pytest.mark.parametrize("maps", [
+    np.random.default_rng(2).normal(size=(5, 31, 29)).astype(np.float32) * 1e3,
+    smooth_maps(3, size=64),
+    np.full((2, 6, 6), 0.25, np.float32),                                   # constant: every level 0
+    np.array([[[0.0, 0.5, 1.0], [0.25, 0.75, 1.0 / 3]]], np.float32),       # exact halves round to even
+    np.array([[[-3e38, 3e38], [0.0, 1e-45]]], np.float32),                  # extreme range
+])
+def test_quantisation_equals_its_numpy_statement_bitwise(maps):
+    for got, expected in zip(quantize(maps), _numpy_quantize(maps)):
+        assert got.dtype == expected.dtype and np.array_equal(got, expected)

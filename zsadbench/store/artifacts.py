@@ -32,14 +32,16 @@ KEEP_MAPS = {
 
 
 def quantize(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """float maps ``[N,H,W]`` → ``(uint16 levels, per-image min, per-image max)``."""
-    flat = maps.reshape(len(maps), -1).astype(np.float32)
-    lo = flat.min(axis=1) if flat.size else np.zeros(len(maps), np.float32)
-    hi = flat.max(axis=1) if flat.size else np.zeros(len(maps), np.float32)
-    span = (hi - lo).astype(np.float64)
-    scale = np.where(span > 0, LEVELS / np.where(span > 0, span, 1.0), 0.0)
-    levels = np.rint((flat - lo[:, None]) * scale[:, None]).clip(0, LEVELS).astype(np.uint16)
-    return levels.reshape(maps.shape), lo.astype(np.float32), hi.astype(np.float32)
+    """Finite float maps ``[N,H,W]`` → ``(uint16 levels, per-image min, per-image max)``: level
+    ``rint((x - min) * 65535 / (max - min))``, the difference in float32 and the product in float64."""
+    flat = np.ascontiguousarray(maps.reshape(len(maps), -1), dtype=np.float32)
+    if flat.size == 0:
+        zeros = np.zeros(len(maps), np.float32)
+        return np.zeros(maps.shape, np.uint16), zeros, zeros.copy()
+    from ._quantize import quantize_images
+
+    levels, lo, hi = quantize_images(flat, float(LEVELS))
+    return levels.reshape(maps.shape), lo, hi
 
 
 def dequantize(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
