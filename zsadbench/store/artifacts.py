@@ -5,8 +5,9 @@ Scores are kept exactly (float32). Anomaly maps are kept at the evaluation size,
 pixel metrics on these dequantised maps, so ``zsadbench rescore`` reproduces them exactly. Within one image,
 values closer than 1/65535 of its range share a level.
 
-Format 2 (this version) stores the levels losslessly with :mod:`~zsadbench.store.mapcodec`, one compressed
-stream per image, and masks as zstd-compressed packed bits, in an uncompressed npz. ``keep_maps`` says which
+Format 2 (this version) stores the levels losslessly with :mod:`~zsadbench.store.mapcodec` (a least-squares
+predictor's residuals, compressed; one stream and one set of predictor weights per image) and masks as
+zstd-compressed packed bits, in an uncompressed npz. ``keep_maps`` says which
 maps are kept (:data:`KEEP_MAPS`). Format 1 (``anomaly_map`` as a plain uint16 array in a zlib npz) is still
 read.
 """
@@ -67,7 +68,7 @@ def encode(
     """The arrays of one cell's artifact; ``record`` is the cell's row, embedded so the store can be rebuilt.
     ``keep`` lists the images whose maps are stored (default: all)."""
     keep = np.arange(len(levels)) if keep is None else np.asarray(sorted(set(int(i) for i in keep)), np.int64)
-    data, offsets = mapcodec.encode_maps(np.ascontiguousarray(levels[keep]))
+    data, offsets, weights = mapcodec.encode_maps(np.ascontiguousarray(levels[keep]))
     packed = np.packbits(gt_mask.astype(bool), axis=-1)
     return {
         "format": np.array(FORMAT),
@@ -79,6 +80,7 @@ def encode(
         "map_index": keep.astype(np.int64),
         "map_data": data,
         "map_offsets": offsets,
+        "map_weights": weights,
         "map_min": map_min,
         "map_max": map_max,
         "keep_maps": np.array(keep_maps),
@@ -118,8 +120,13 @@ def stored_levels(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
         return arrays["anomaly_map"]
     if len(kept_maps(arrays)) != len(arrays["pred_score"]):
         return None
+    return _levels(arrays)
+
+
+def _levels(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The kept maps' uint16 levels of a format-2 artifact."""
     size = tuple(int(v) for v in arrays["map_size"])
-    return mapcodec.decode_maps(arrays["map_data"], arrays["map_offsets"], size)  # type: ignore[arg-type]
+    return mapcodec.decode_maps(arrays["map_data"], arrays["map_offsets"], arrays["map_weights"], size)  # type: ignore[arg-type]
 
 
 def decode(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -130,8 +137,7 @@ def decode(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     if artifact_format(arrays) == 1:
         levels = arrays["anomaly_map"]
     else:
-        size = tuple(int(v) for v in arrays["map_size"])
-        levels = mapcodec.decode_maps(arrays["map_data"], arrays["map_offsets"], size)  # type: ignore[arg-type]
+        levels = _levels(arrays)
     lows, highs = arrays["map_min"], arrays["map_max"]
     if len(kept) == count:
         maps = dequantize(levels, lows, highs)
