@@ -142,7 +142,8 @@ def test_each_cell_records_where_its_time_went(data_root, tmp_path):
         stages = row.provenance.stage_seconds
         assert {"load_wait", "predict", "check", "quantise", "metrics", "artifact"} <= set(stages)
         assert all(seconds >= 0 for seconds in stages.values())
-        assert sum(v for k, v in stages.items() if k != "artifact") <= row.provenance.wall_seconds + 1e-3
+        on_the_storing_thread = ("metrics", "artifact")
+        assert sum(v for k, v in stages.items() if k not in on_the_storing_thread) <= row.provenance.wall_seconds + 1e-3
         assert row.provenance.workers == 3
 
 

@@ -97,7 +97,7 @@ def test_ray_sweep_equals_the_local_run_cell_for_cell_and_resumes(cluster, data_
     ok = b.status == "ok"
     assert np.array_equal(a.loc[ok, METRICS].to_numpy(float), b.loc[ok, METRICS].to_numpy(float), equal_nan=True)
     for cell_id in b.cell_id[ok]:
-        mine, theirs = ResultStore(local).load_artifact(cell_id), ResultStore(remote).load_artifact(cell_id)
+        mine, theirs = ResultStore(local).load_cell_arrays(cell_id), ResultStore(remote).load_cell_arrays(cell_id)
         for name in ("image_keys", "pred_score", "anomaly_map", "map_min", "map_max", "gt_mask"):
             assert np.array_equal(mine[name], theirs[name]), (cell_id, name)
 

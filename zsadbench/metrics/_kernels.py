@@ -48,7 +48,7 @@ def _key(bits, sign):
     return bits | sign
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def bucket_histogram(bits, mask, bounds, shift, sign):
     """Negative and positive counts per (chunk, bucket); chunk ``c`` is ``bits[bounds[c]:bounds[c+1]]``."""
     nchunks = bounds.size - 1
@@ -64,7 +64,7 @@ def bucket_histogram(bits, mask, bounds, shift, sign):
     return neg, pos
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def scatter(bits, mask, bounds, shift, sign, low, min_bucket, neg_cur, pos_cur, neg_buf, pos_buf,
             rids, pos_first, rid_buf):
     """Write the payload of every pixel whose bucket is ``>= min_bucket`` to its section.
@@ -147,7 +147,7 @@ def _rank_bucket(ns, ps, fp, tp, n_neg, n_pos, dense, passes, cn, cp):
     return u2, ap, f1
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def rank_buckets(neg_buf, pos_buf, neg_start, pos_start, buckets, neg_above, pos_above, n_neg, n_pos,
                  dense_min, passes, groups):
     """Per bucket: twice the Mann-Whitney U (int), the AP sum and the best F1, scanning scores downwards.
@@ -175,7 +175,7 @@ def rank_buckets(neg_buf, pos_buf, neg_start, pos_start, buckets, neg_above, pos
     return u2_out, ap_out, f1_out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def bucket_weights(pos_start, rid_buf, weights, buckets):
     """Total region weight of the positives scattered into each listed bucket."""
     out = np.zeros(buckets.size, np.float64)
@@ -244,7 +244,7 @@ def _pro_bucket(ns, ps, rids, weights, fp, y, n_neg, limit, dense, passes, cn, c
     return acc, partial
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def pro_buckets(neg_buf, pos_buf, rid_buf, weights, neg_start, pos_start, buckets, neg_above, w_above,
                 n_neg, limit, dense_min, passes, groups):
     """Per bucket: the PRO-curve area up to FPR ``limit``.
@@ -270,7 +270,7 @@ def pro_buckets(neg_buf, pos_buf, rid_buf, weights, neg_start, pos_start, bucket
     return acc_out, part_out
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def threshold_histogram(scores, mask, bounds, ths, lo, inv_delta, rids, pos_first, weights):
     """For thresholds ``ths`` (non-decreasing), count per chunk how many thresholds each pixel exceeds.
 

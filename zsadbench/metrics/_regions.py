@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def count_true(mask, bounds):
     """Number of True values of ``mask`` in each range ``bounds[c]:bounds[c+1]``."""
     out = np.zeros(bounds.size - 1, np.int64)
@@ -75,7 +75,7 @@ def _label_image(m, height, width, out, parent, label):
     return k
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def label_local(mask2, height, width, pos_offset, rids, groups):
     """Write each positive pixel's 0-based region number within its image to ``rids``; return counts.
 
@@ -95,7 +95,7 @@ def label_local(mask2, height, width, pos_offset, rids, groups):
     return counts
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def globalise(rids, pos_offset, region_base, sizes):
     """Add each image's first global region id to its local ids and count the pixels of every region."""
     for i in prange(pos_offset.size - 1):

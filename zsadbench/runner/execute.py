@@ -24,7 +24,7 @@ from ..store.manifest import SupportManifest
 from .plan import Cell, FitGroup, RunConfig
 from .planner import Plan, build_plan
 from .progress import RunDisplay
-from .worker import CellOutcome, compute_group, seed_everything
+from .worker import CellOutcome, compute_group, failure, score_outcome, seed_everything
 
 __all__ = ["BackgroundWriter", "RunSummary", "evaluate", "execute_plan", "kept_maps", "lease_pending",
            "seed_everything", "store_outcome"]
@@ -63,7 +63,7 @@ def execute_plan(plan: Plan, display: RunDisplay | None = None) -> RunSummary:
             if not pending:
                 continue
             try:
-                for outcome in compute_group(plan, group, list(pending), store.out, display.step):
+                for outcome in compute_group(plan, group, list(pending), store.out, display.step, score=False):
                     pending.remove(outcome.cell)
                     writer.submit(store_outcome, plan, store, outcome, summary, display)
             finally:
@@ -127,6 +127,11 @@ def store_outcome(plan: Plan, store: ResultStore, outcome: CellOutcome, summary:
     """Write one outcome (artifact, manifest record, row), release its lease, count and show it."""
     cell = outcome.cell
     artifact = None
+    if outcome.status == "ok":
+        try:
+            outcome = score_outcome(outcome, plan.adapters[cell.dataset].metric_levels)
+        except Exception as exc:  # noqa: BLE001 - a cell whose metrics fail fails alone, as in the worker
+            outcome = failure(cell, exc)
     if outcome.status == "ok":
         outcome, artifact = _write_artifact(plan, store, outcome)
         if outcome.support is not None:

@@ -19,7 +19,7 @@ from ..errors import StoreError
 from ..metrics import METRICS
 from ..store import ResultStore, StoredCell
 from ..store.artifacts import decode, kept_maps, stored_levels, unpack_masks
-from .scoring import CellScorer
+from .scoring import score_arrays
 
 
 @dataclass
@@ -35,13 +35,8 @@ class RescoreReport:
 def metrics_from_artifact(arrays: dict[str, np.ndarray], declared: list[str] | tuple[str, ...]) -> dict[str, float]:
     """The metrics of one cell from its raw artifact arrays, scored as the run scored them (image metrics
     only when the artifact does not hold every map)."""
-    levels = stored_levels(arrays)
-    if levels is None:
-        declared = [level for level in declared if level != "pixel"]
-    scorer = CellScorer(declared)
-    scorer.update(arrays["pred_score"], arrays["gt_label"], levels, arrays["map_min"], arrays["map_max"],
-                  unpack_masks(arrays))
-    return scorer.metrics()
+    return score_arrays(declared, arrays["pred_score"], arrays["gt_label"], stored_levels(arrays), arrays["map_min"],
+                        arrays["map_max"], unpack_masks(arrays))
 
 
 def rescore(out: str | Path, *, update: bool = False) -> RescoreReport:

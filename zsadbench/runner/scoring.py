@@ -49,3 +49,20 @@ class CellScorer:
             warnings.simplefilter("ignore", UndefinedMetricWarning)  # levels that do not apply are dropped below
             computed = self._accumulator.compute()
         return {name: value for name, value in computed.items() if METRICS[name].level in levels}
+
+
+#: Images fed to the scorer at a time when scoring a whole cell (bounds the dequantised copy in memory).
+SCORE_CHUNK = 32
+
+
+def score_arrays(declared: Iterable[str], scores: np.ndarray, labels: np.ndarray, levels: np.ndarray | None,
+                 low: np.ndarray, high: np.ndarray, masks: np.ndarray) -> dict[str, float]:
+    """The metrics of a whole cell from its stored form, fed to a :class:`CellScorer` in chunks (``levels``
+    ``None``: image metrics only)."""
+    declared = [level for level in declared if levels is not None or level != "pixel"]
+    scorer = CellScorer(declared)
+    for start in range(0, max(len(scores), 1), SCORE_CHUNK):
+        part = slice(start, start + SCORE_CHUNK)
+        scorer.update(scores[part], labels[part], None if levels is None else levels[part], low[part], high[part],
+                      masks[part])
+    return scorer.metrics()

@@ -11,6 +11,7 @@ stored state, whether it was trained a moment ago or loaded from an earlier run.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -38,7 +39,7 @@ from .loading import ImageSet
 from .plan import Cell, FitGroup
 from .planner import MethodSpec, Plan
 from .provenance import device_name, environment, peak_memory_mb, reset_peak_memory
-from .scoring import CellScorer
+from .scoring import score_arrays
 from .support import draw_support, relative_key
 
 Step = Callable[[str, float], None]
@@ -55,6 +56,7 @@ class CellOutcome:
     arrays: dict[str, np.ndarray] | None = None
     error: str | None = None
     support: dict[str, Any] | None = None
+    scored: bool = True
 
 
 #: Errors that concern every cell of a run: they stop it with one message instead of failing cells.
@@ -72,10 +74,12 @@ def seed_everything(seed: int, threads: int | None = None) -> None:
 
 
 def compute_group(
-    plan: Plan, group: FitGroup, cells: list[Cell], out: Path, step: Step = lambda message, fraction: None
+    plan: Plan, group: FitGroup, cells: list[Cell], out: Path, step: Step = lambda message, fraction: None,
+    *, score: bool = True,
 ) -> Iterator[CellOutcome]:
-    """Fit the group's method once and yield the outcome of each of ``cells`` as soon as it is scored.
-    A failing fit fails every cell; a failing cell fails alone."""
+    """Fit the group's method once and yield the outcome of each of ``cells`` as soon as it is predicted (and,
+    with ``score``, scored; otherwise the caller scores it with :func:`score_outcome`). A failing fit fails
+    every cell; a failing cell fails alone."""
     spec = plan.spec_of(group)
     try:
         method, fit_info, support = _fitted_method(plan, spec, group, out, step)
@@ -87,7 +91,7 @@ def compute_group(
         return
     for cell in cells:
         try:
-            yield _run_cell(plan, method, cell, fit_info, step, support)
+            yield _run_cell(plan, method, cell, fit_info, step, support, score)
         except FATAL:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -205,7 +209,7 @@ def _trained_state(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, ste
 
 
 # -- one cell ------------------------------------------------------------------------------------
-def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step, support) -> CellOutcome:
+def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step, support, score: bool) -> CellOutcome:
     config = plan.config
     adapter = plan.adapters[cell.dataset]
     samples = adapter.select("test", cell.category)
@@ -215,7 +219,6 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
     reset_peak_memory(config.device)
     started = time.perf_counter()
     clock = StageClock()
-    scorer = CellScorer(adapter.metric_levels)
     scores, levels, lows, highs, masks, labels, keys = [], [], [], [], [], [], []
     stats: dict[str, torch.Tensor] = {}
     batches = images.iter_batches(config.batch_size)
@@ -229,14 +232,13 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
         )
         with torch.inference_mode():
             prediction = clock.run("predict", method.predict, batch)
-        score, amap = clock.run("check", checked_prediction, prediction.pred_score, prediction.anomaly_map,
+        prediction_score, amap = clock.run("check", checked_prediction, prediction.pred_score, prediction.anomaly_map,
                                 len(batch), cell, batch, config.eval_size)
         level, low, high = clock.run("quantise", quantize, amap)
-        clock.run("metrics", scorer.update, score, loaded.labels, level, low, high, loaded.masks)
         for name, value in prediction.stats.items():
             value = value.detach().cpu()
             stats[name] = stats[name] + value if name in stats else value.clone()
-        scores.append(score)
+        scores.append(prediction_score)
         labels.append(loaded.labels)
         levels.append(level)
         lows.append(low)
@@ -244,7 +246,6 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
         masks.append(loaded.masks)
         keys.extend(relative_key(s, adapter.root) for s in loaded.samples)
         step(cell.describe(), len(keys) / max(len(samples), 1))
-    metrics = clock.run("metrics", scorer.metrics)
     wall = time.perf_counter() - started
     provenance = Provenance(
         environment=environment(),
@@ -273,7 +274,22 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
         "map_max": np.concatenate(highs),
         "gt_mask": np.concatenate(masks),
     }
-    return CellOutcome(cell, "ok", metrics, provenance, arrays, support=support)
+    outcome = CellOutcome(cell, "ok", {}, provenance, arrays, support=support, scored=False)
+    return score_outcome(outcome, adapter.metric_levels) if score else outcome
+
+
+def score_outcome(outcome: CellOutcome, declared) -> CellOutcome:
+    """The outcome with its metrics, computed from its stored form (``arrays``); the time goes to its
+    ``metrics`` stage. The driver scores on its storing thread, so the next cell's inference overlaps it."""
+    if outcome.scored:
+        return outcome
+    started = time.perf_counter()
+    arrays = outcome.arrays
+    metrics = score_arrays(declared, arrays["pred_score"], arrays["gt_label"], arrays["levels"], arrays["map_min"],
+                           arrays["map_max"], arrays["gt_mask"])
+    stages = {**(outcome.provenance.stage_seconds or {}), "metrics": round(time.perf_counter() - started, 4)}
+    provenance = dataclasses.replace(outcome.provenance, stage_seconds=stages)
+    return dataclasses.replace(outcome, metrics=metrics, provenance=provenance, scored=True)
 
 
 class StageClock:
