@@ -12,6 +12,7 @@ from pathlib import Path
 import open_clip
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from zsadbench.errors import ConfigError
 
@@ -23,7 +24,6 @@ from .taps import (
     collect,
     run_blocks,
     take_indices,
-    value_heads,
     vv_attention_from_values,
 )
 from .weights import WeightsInfo
@@ -226,14 +226,18 @@ class ClipBackbone(NormalizingBackbone):
 
 def _block_with_vv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One open_clip residual block on ``x``, plus the V-V attention increment computed from the same
-    ``ln_1(x)``: returns ``(block(x), ls_1(VV(ln_1(x))))``."""
+    ``ln_1(x)``: returns ``(block(x), ls_1(VV(ln_1(x))))``. The block's attention is written out (one input
+    projection, scaled dot-product attention, the output projection) so that the V-V path reuses its values
+    instead of projecting ``ln_1(x)`` a second time."""
     attn = block.attn
-    if not isinstance(attn, nn.MultiheadAttention) or hasattr(block, "ln_1_kv"):
+    if not isinstance(attn, nn.MultiheadAttention) or hasattr(block, "ln_1_kv") or not attn.batch_first:
         raise ConfigError(f"vv_last needs standard attention blocks; this model has {type(block).__name__}")
     h = block.ln_1(x)
-    x_out = x + block.ls_1(attn(h, h, h, need_weights=False)[0])
+    batch, length, width = h.shape
+    heads = attn.num_heads
+    qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = (t.reshape(batch, length, heads, width // heads).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+    attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, width)
+    x_out = x + block.ls_1(attn.out_proj(attended))
     x_out = x_out + block.ls_2(block.mlp(block.ln_2(x_out)))
-    width = h.shape[-1]
-    bias = None if attn.in_proj_bias is None else attn.in_proj_bias[2 * width :]
-    v = value_heads(h, attn.in_proj_weight[2 * width :], bias, attn.num_heads)
     return x_out, block.ls_1(vv_attention_from_values(v, attn.out_proj))
