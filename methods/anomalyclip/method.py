@@ -72,8 +72,8 @@ class AnomalyCLIP(Method):
         with torch.no_grad():
             if self._text is None:
                 self._text = model.text_features()
-            tower = tower_features(model.backbone, batch.image.to(self.device), cfg.layers, cfg.vv_last,
-                                   precision=self.precision)
+            images = batch.image.to(self.device, non_blocking=True)  # pinned by the loader on CUDA
+            tower = tower_features(model.backbone, images, cfg.layers, cfg.vv_last, precision=self.precision)
             maps = sum(probs[:, 1:2] for probs in model.patch_maps(tower, self._text))
             score = model.image_logits(tower, self._text).softmax(dim=-1)[:, 1]
             summed = upsample(maps, cfg.image_size)[:, 0]

@@ -102,8 +102,8 @@ class MPA(Method):
             if self._text is None:
                 self._text = model.text_features()
             local_text, global_text = self._text
-            tower = tower_features(model.backbone, batch.image.to(self.device), [cfg.layer], cfg.vv_last,
-                                   precision=self.precision)
+            images = batch.image.to(self.device, non_blocking=True)  # pinned by the loader on CUDA
+            tower = tower_features(model.backbone, images, [cfg.layer], cfg.vv_last, precision=self.precision)
             tokens, usage, _ = model.level_tokens(tower.patches[0])
             maps = torch.stack([m[:, 1] for m in model.level_maps(tokens, local_text)], dim=1).mean(dim=1, keepdim=True)
             global_prob = model.image_logits(tower.cls, global_text).softmax(dim=-1)[:, 1].float().cpu()

@@ -103,7 +103,7 @@ class VisualAD(Method):
         model = self.model_
         model.eval()
         with torch.no_grad():
-            output = model(batch.image.to(self.device))
+            output = model(batch.image.to(self.device, non_blocking=True))
             summed = upsample(output.maps.sum(dim=1, keepdim=True), cfg.image_size)[:, 0]
         maps = smooth(summed, cfg.sigma)
         return Prediction(pred_score=topk_mean(maps, cfg.topk_ratio), anomaly_map=maps)

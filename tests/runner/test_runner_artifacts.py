@@ -168,3 +168,27 @@ def _numpy_quantize(maps: np.ndarray):
 def test_quantisation_equals_its_numpy_statement_bitwise(maps):
     for got, expected in zip(quantize(maps), _numpy_quantize(maps)):
         assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_the_storing_thread_runs_jobs_in_order_and_hands_back_their_errors():
+    import threading
+
+    from zsadbench.runner.execute import BackgroundWriter
+
+    done, threads = [], set()
+
+    def job(i):
+        threads.add(threading.get_ident())
+        done.append(i)
+
+    def broken():
+        raise OSError("disk full")
+
+    with BackgroundWriter(depth=2) as writer:
+        for i in range(6):
+            writer.submit(job, i)
+        writer.drain()
+        assert done == list(range(6)) and threading.get_ident() not in threads and len(threads) == 1
+        writer.submit(broken)
+        with pytest.raises(OSError, match="disk full"):
+            writer.drain()

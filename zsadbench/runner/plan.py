@@ -9,7 +9,6 @@ is trained once per (seed, auxiliary set) and reused across datasets; a few-shot
 from __future__ import annotations
 
 import itertools
-import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from ..config import MethodConfig
 from ..errors import ConfigError
+from ..machine import available_cpus
 from ..method import PRECISIONS
 from ..store.artifacts import KEEP_MAPS
 from ..store.schema import Cell
@@ -28,11 +28,7 @@ MAX_DEFAULT_WORKERS = 16
 def default_workers() -> int:
     """Image loading threads by default: the CPUs this process may use, at most 16 (decode and resize release
     the GIL, so they run in parallel with the model)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(MAX_DEFAULT_WORKERS, cpus))
+    return max(1, min(MAX_DEFAULT_WORKERS, available_cpus()))
 
 
 @dataclass(frozen=True)

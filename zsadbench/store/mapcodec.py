@@ -12,8 +12,12 @@ JPEG-LS, JPEG-XL).
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import zstandard
+
+from ..machine import available_cpus
 
 NAME = "ls20-zigzag-bitplanes-zstd"
 LEVEL = 3
@@ -22,6 +26,7 @@ HOOD = np.array([(0, -1), (0, -2), (0, -3), (0, -4), (-1, -3), (-1, -2), (-1, -1
                  (-1, 3), (-2, -2), (-2, -1), (-2, 0), (-2, 1), (-2, 2), (-3, -1), (-3, 0), (-3, 1), (-4, 0)],
                 np.int64)
 FIT_STEP = 6  # the weights are fitted on every sixth row and column (as good as all, measured)
+ENCODE_THREADS = 8
 MAX_WEIGHT = 64.0  # keeps every fixed-point weight below 2^22 (see _mapcodec_kernels)
 
 
@@ -39,21 +44,30 @@ def fit_weights(levels: np.ndarray) -> np.ndarray:
 
 def encode_maps(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``uint16 [N,H,W]`` → ``(data uint8, offsets int64 [N+1], weights int64 [N,20])``; image ``i`` is
-    ``data[offsets[i]:offsets[i+1]]``: one byte with its bit-plane count, then the zstd stream."""
+    ``data[offsets[i]:offsets[i+1]]``: one byte with its bit-plane count, then the zstd stream. Images are
+    encoded in parallel on up to :data:`ENCODE_THREADS` threads (every step releases the GIL)."""
     if levels.dtype != np.uint16 or levels.ndim != 3:
         raise ValueError(f"expected uint16 maps [N,H,W], got {levels.dtype} {levels.shape}")
+    threads = min(ENCODE_THREADS, available_cpus(), max(len(levels), 1))
+    if threads > 1:
+        with ThreadPoolExecutor(threads, thread_name_prefix="zsadbench-encode") as pool:
+            encoded = list(pool.map(_encode_one, levels))
+    else:
+        encoded = [_encode_one(image) for image in levels]
+    weights = np.zeros((len(levels), len(HOOD)), np.int64)
+    for i, (_, image_weights) in enumerate(encoded):
+        weights[i] = image_weights
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(part) for part, _ in encoded])
+    return np.frombuffer(b"".join(part for part, _ in encoded), np.uint8), offsets, weights
+
+
+def _encode_one(image: np.ndarray) -> tuple[bytes, np.ndarray]:
     from ._mapcodec_kernels import residuals, to_bit_planes
 
-    compressor = zstandard.ZstdCompressor(level=LEVEL)
-    weights = np.zeros((len(levels), len(HOOD)), np.int64)
-    parts = []
-    for i, image in enumerate(levels):
-        weights[i] = fit_weights(image)
-        planes, packed = to_bit_planes(residuals(np.ascontiguousarray(image), HOOD, weights[i]).ravel())
-        parts.append(bytes([planes]) + compressor.compress(packed.tobytes()))
-    offsets = np.zeros(len(parts) + 1, np.int64)
-    offsets[1:] = np.cumsum([len(p) for p in parts])
-    return np.frombuffer(b"".join(parts), np.uint8), offsets, weights
+    weights = fit_weights(image)
+    planes, packed = to_bit_planes(residuals(np.ascontiguousarray(image), HOOD, weights).ravel())
+    return bytes([planes]) + zstandard.ZstdCompressor(level=LEVEL).compress(packed.tobytes()), weights
 
 
 def decode_maps(data: np.ndarray, offsets: np.ndarray, weights: np.ndarray, shape: tuple[int, int],
