@@ -75,8 +75,6 @@ def map_sets(count: int, size: int) -> dict[str, np.ndarray]:
 
 def codecs() -> tuple[dict[str, Codec], list[str]]:
     """Name → (encode one map, decode it) for every candidate whose library is installed; and notes."""
-    import zlib
-
     import zstandard
 
     def npz_zlib(levels: np.ndarray) -> bytes:

@@ -151,6 +151,10 @@ def store_outcome(plan: Plan, store: ResultStore, outcome: CellOutcome, summary:
         display.cell_finished("failed", f"[red]✗[/] {cell.describe()}: {outcome.error}{kept}")
 
 
+#: Cases per kind whose maps ``--keep-maps gallery`` keeps: galleries of up to this many per kind are complete.
+GALLERY_CASES = 4
+
+
 def kept_maps(policy: str, scores: np.ndarray, labels: np.ndarray, keys: list[str]) -> np.ndarray | None:
     """The images whose maps an artifact keeps under ``--keep-maps policy`` (``None``: all)."""
     if policy == "all":
@@ -161,9 +165,6 @@ def kept_maps(policy: str, scores: np.ndarray, labels: np.ndarray, keys: list[st
 
     return np.array(sorted({case.index for case in pick_cases(keys, scores, labels, GALLERY_CASES)}), np.int64)
 
-
-#: Cases per kind whose maps ``--keep-maps gallery`` keeps: galleries of up to this many per kind are complete.
-GALLERY_CASES = 4
 
 
 def _write_artifact(plan: Plan, store: ResultStore, outcome: CellOutcome) -> tuple[CellOutcome, str]:
