@@ -183,3 +183,17 @@ def test_a_set_grid_expands_into_variants_each_with_its_own_cells(data_root, tmp
     assert main(["table", "--out", str(out), "--metrics", "image_auroc"]) == 0
     printed = capsys.readouterr().out
     assert all(f"Toy [gain={g}]" in printed for g in (1, 2, 3))  # labels are text, not rich markup
+
+
+def test_reused_cells_of_another_thread_count_or_batch_size_are_named(data_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    common = ("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy",
+              "--data-root", str(data_root), "--out", str(out))
+    assert run(*common, "--threads", "1", "--batch-size", "2") == 0
+    capsys.readouterr()
+    assert run(*common, "--threads", "1", "--batch-size", "2") == 0
+    assert "were computed with" not in capsys.readouterr().err  # same settings: nothing to say
+    assert run(*common, "--threads", "2", "--batch-size", "2") == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "2 of the 2 cells reused" in err and "with 1 thread (" in err and "2 threads, batch size 2)" in err and "--force" in err
+    assert "batch size 2 (" not in err.split("this run:")[0]  # the batch size matched, so it is not named

@@ -140,6 +140,12 @@ def execute(args: argparse.Namespace) -> int:
     plan = build_plan(config)
     for note in plan.notes:
         console.print(f"[yellow]note[/]: {note}", highlight=False)
+    if args.executor == "local":
+        from ..runner.provenance import device_name
+        from ..runner.reuse import reuse_notes
+
+        for note in reuse_notes(plan, device_name(config.device)):
+            console.print(f"[yellow]note[/]: {note}", highlight=False)
     if args.dry_run:
         from .plan_view import show_plan
 
