@@ -192,3 +192,19 @@ def test_the_storing_thread_runs_jobs_in_order_and_hands_back_their_errors():
         writer.submit(broken)
         with pytest.raises(OSError, match="disk full"):
             writer.drain()
+
+
+def test_rescore_names_a_damaged_artifact_and_rescores_the_others(data_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert toy(data_root, out, "--eval-size", "48") == 0
+    store = ResultStore(out)
+    damaged, intact = [row.cell_id for row in store.rows()]
+    arrays = store.load_artifact(damaged)
+    arrays["map_data"] = arrays["map_data"][: len(arrays["map_data"]) // 2]  # a truncated map stream
+    store.save_artifact(damaged, arrays)
+    capsys.readouterr()
+    assert main(["rescore", "--out", str(out)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "rescored 1 cells: 0 differ" in err
+    assert f"damaged {store.artifact_path(damaged)} cannot be decoded" in err and f"rerun cell {damaged}" in err
+    assert intact not in err

@@ -30,6 +30,9 @@ def execute(args: argparse.Namespace) -> int:
                       "their image metrics were recomputed, their pixel metrics kept as stored", highlight=False)
     for cell_id in report.missing:
         console.print(f"  [yellow]no artifact[/] for cell {cell_id}: rerun it with --force", highlight=False)
+    for cell_id, reason in report.damaged:
+        console.print(f"  [red]damaged[/] {reason}: delete it and rerun cell {cell_id} with --force", highlight=False,
+                      soft_wrap=True)
     if report.changed and not args.update:
         console.print("run with --update to store the recomputed metrics", highlight=False)
-    return 1 if (report.changed and not args.update) or report.missing else 0
+    return 1 if (report.changed and not args.update) or report.missing or report.damaged else 0

@@ -30,6 +30,7 @@ class RescoreReport:
     changed: list[tuple[str, str, float]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     image_only: list[str] = field(default_factory=list)
+    damaged: list[tuple[str, str]] = field(default_factory=list)
 
 
 def metrics_from_artifact(arrays: dict[str, np.ndarray], declared: list[str] | tuple[str, ...]) -> dict[str, float]:
@@ -52,7 +53,12 @@ def rescore(out: str | Path, *, update: bool = False) -> RescoreReport:
             report.missing.append(cell.cell_id)
             continue
         declared = cell.provenance.metric_levels or sorted({METRICS[m].level for m in cell.metrics})
-        metrics = metrics_from_artifact(arrays, declared)
+        try:
+            metrics = metrics_from_artifact(arrays, declared)
+        except Exception as exc:  # noqa: BLE001 - a damaged artifact is reported, the other cells are rescored
+            path = store.artifact_path(cell.cell_id)
+            report.damaged.append((cell.cell_id, f"{path} cannot be decoded ({type(exc).__name__}: {exc})"))
+            continue
         if len(kept_maps(arrays)) < len(arrays["pred_score"]):
             report.image_only.append(cell.cell_id)
             metrics = {**{k: v for k, v in cell.metrics.items() if k in METRICS and METRICS[k].level == "pixel"},
