@@ -138,7 +138,7 @@ def run(tree: Path, out: Path, args: argparse.Namespace, sigma: float) -> float:
                    "--data-root", str(tree), "--out", str(out), "--eval-size", str(args.eval_size),
                    "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--device", "cpu",
                    "--pretrained", "none", "--no-table", "--set", f"sigma={sigma}", "--set", f"grid={args.grid}",
-                   "--set", f"image_size={args.input_size}"])
+                   "--set", f"image_size={args.input_size}", "--keep-maps", args.keep_maps])
     if status != 0:
         raise SystemExit(f"zsadbench run failed with status {status}")
     return time.perf_counter() - started
@@ -151,7 +151,7 @@ def stage_ms(out: Path) -> tuple[dict[str, float], float, float, int]:
     images = sum(r.provenance.images for r in rows)
     totals = {stage: sum((r.provenance.stage_seconds or {}).get(stage, 0.0) for r in rows) for stage in STAGES}
     size = sum(r.provenance.artifact_bytes for r in rows)
-    old = sum(format_1_bytes(store.load_artifact(r.cell_id)) for r in rows)
+    old = sum(format_1_bytes(store.load_artifact(r.cell_id)) for r in rows if r.provenance.keep_maps == "all")
     return {k: 1e3 * v / images for k, v in totals.items()}, size / images / 1024, old / images / 1024, images
 
 
@@ -175,6 +175,8 @@ def main_bench() -> int:
     parser.add_argument("--input-size", type=int, default=518, help="the null method's input size (default: 518)")
     parser.add_argument("--grid", type=int, default=37, help="patch grid of the null method's map (default: 37)")
     parser.add_argument("--batch-size", type=int, default=8, help="inference batch size (default: 8)")
+    parser.add_argument("--keep-maps", choices=("all", "gallery", "none"), default="all",
+                        help="the runs' --keep-maps (default: all)")
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="loader threads (default: the run's default, %(default)s here)")
     parser.add_argument("--tree", type=Path, default=Path(tempfile.gettempdir()) / "zsadbench-bench-harness",
@@ -194,9 +196,9 @@ def main_bench() -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     assert images == count, (images, count)
-    print(f"\n{count} PNGs of {args.size} px in {args.categories} categories, input {args.input_size} px, evaluation size {args.eval_size}, "
-          f"batch {args.batch_size}, {args.workers} loader threads, {torch.get_num_threads()} torch threads, "
-          f"{os.cpu_count()} CPUs\n")
+    print(f"\n{count} PNGs of {args.size} px in {args.categories} categories, input {args.input_size} px, evaluation "
+          f"size {args.eval_size}, batch {args.batch_size}, {args.workers} loader threads, {torch.get_num_threads()} "
+          f"torch threads, {os.cpu_count()} CPUs, --keep-maps {args.keep_maps}\n")
     print("| stage | ms per image | smooth maps: ms per image |")
     print("|---|---|---|")
     print(f"| decode+resize alone (the floor, {args.workers} threads) | {1e3 * floor_s / count:.1f} | |")
@@ -208,7 +210,8 @@ def main_bench() -> int:
     print("| artifact | KB per image, pooled map | KB per image, smooth map (sigma 4) |")
     print("|---|---|---|")
     print(f"| format 2 (this version) | {kb:.1f} | {smooth_kb:.1f} |")
-    print(f"| format 1 (zlib npz of the same levels) | {old_kb:.1f} | {smooth_old_kb:.1f} |")
+    if args.keep_maps == "all":
+        print(f"| format 1 (zlib npz of the same levels) | {old_kb:.1f} | {smooth_old_kb:.1f} |")
     print()
     floor_rate, run_rate = count / floor_s, count / run_s
     print(f"floor {floor_rate:.1f} images/s, zsadbench run {run_rate:.1f} images/s: "
