@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="image loading threads (default: the CPUs available, at most 16)")
     parser.add_argument("--keep-maps", choices=("all", "gallery", "none"), default="all",
-                        help="which anomaly maps the per-image artifacts keep: all (about 150-230 KB per image at "
+                        help="which anomaly maps the per-image artifacts keep: all (about 50-100 KB per image at "
                              "518 px; rescore of every metric, galleries, scale plots), gallery (the images galleries "
                              "show; rescore of image metrics only, no scale plots), none (no galleries either) "
                              "(default: all)")
