@@ -2,8 +2,8 @@
 
 Anomaly maps are smooth (patch scores upsampled and Gaussian-smoothed), so each level is predicted from 20
 causal neighbours (up to 4 rows up and 4 columns either side) with per-image weights fitted by least squares
-on a subsample and stored as 16.16 fixed-point integers; prediction is integer arithmetic only, so decoding is
-exact on every machine. Pixels near the top and side edges are predicted by their left (else upper) neighbour.
+on a subsample and stored as 16.16 fixed-point integers; a prediction is an exact sum of integer products and a
+rounding shift, so decoding gives the same levels on every machine. Pixels near the top and side edges are predicted by their left (else upper) neighbour.
 Residuals are taken mod 2^16 and zigzag-coded (small magnitudes → small numbers); their low bytes are split
 into bit planes up to the highest bit used, their high bytes (almost all zero) follow, and zstd compresses
 each image's stream on its own, so a subset can be read without the rest.
