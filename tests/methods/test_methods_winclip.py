@@ -222,6 +222,27 @@ def test_window_embedding_equals_masked_attention_over_the_full_sequence(tiny):
             torch.testing.assert_close(encoded.windows[scale_index][0, window], cls[0], rtol=1e-4, atol=1e-5)
 
 
+def test_each_window_embedding_depends_on_its_own_patches_only(tiny):
+    # Repaint one 16-px patch: only the windows that contain it may change (the patch embedding does not
+    # overlap patches, and no window attends outside its own tokens).
+    images = _smooth_images(1, 3)
+    changed = images.clone()
+    row, col = 6, 9
+    patch = (slice(None), slice(None), slice(row * 16, (row + 1) * 16), slice(col * 16, (col + 1) * 16))
+    changed[patch] = 1.0 - changed[patch]
+    before, after = tiny.model_.encode(images), tiny.model_.encode(changed)
+    for size, old, new in zip((2, 3), before.windows, after.windows):
+        side = 15 - size + 1
+        for window in range(side * side):
+            top, left = divmod(window, side)
+            contains = top <= row < top + size and left <= col < left + size
+            difference = (old[0, window] - new[0, window]).abs().max().item()
+            if contains:
+                assert difference > 1e-4, (size, window)
+            else:
+                assert difference <= 1e-6, (size, window, difference)
+
+
 def test_text_embeddings_are_means_of_unnormalised_prompt_embeddings(tiny):
     backbone = tiny.model_.backbone
     text = tiny.model_.text_embeddings("metal nut")
