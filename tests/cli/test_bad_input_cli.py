@@ -19,6 +19,7 @@ from zsadbench.cli.main import build_parser, main
     (["run", "-m", "winclip", "--eval-size", "100000"], "--eval-size", "100000"),
     (["run", "-m", "winclip", "--batch-size", "0"], "--batch-size", "0"),
     (["run", "-m", "winclip", "--workers", "1000"], "--workers", "1000"),
+    (["run", "-m", "winclip", "--threads", "100000"], "--threads", "100000"),
     (["table", "--digits", "40"], "--digits", "40"),
     (["data", "check", "--max-problems", "-1"], "--max-problems", "-1"),
 ])
@@ -34,8 +35,9 @@ def test_integer_options_out_of_range_are_rejected_naming_option_and_value(argv,
 
 def test_values_at_the_ends_of_the_ranges_are_accepted():
     args = build_parser().parse_args(["run", "-m", "winclip", "--seeds", "0,2147483647", "--shots", "0,64",
-                                      "--eval-size", "8", "--batch-size", "4096", "--workers", "1"])
-    assert args.seeds == (0, 2**31 - 1) and args.shots == (0, 64)
+                                      "--eval-size", "8", "--batch-size", "4096", "--workers", "1",
+                                      "--threads", "1024"])
+    assert args.seeds == (0, 2**31 - 1) and args.shots == (0, 64) and args.threads == 1024
     assert (args.eval_size, args.batch_size, args.workers) == (8, 4096, 1)
     assert build_parser().parse_args(["data", "check", "--max-problems", "0"]).max_problems == 0
 
@@ -71,3 +73,14 @@ def test_zsad_errors_stay_one_line_without_the_debug_hint(capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith("PluginError: unknown method 'wincip'") and "--debug" not in err
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    (["--address", "127.0.0.1:1"], "--address only apply to --executor ray"),
+    (["--gpus-per-cell", "1"], "--gpus-per-cell only apply to --executor ray"),
+    (["--set", "image_size=224", "--set", "image_size=240"], "--set image_size is given twice"),
+])
+def test_options_that_would_be_ignored_or_overridden_fail_with_one_line(extra, expected, capsys):
+    assert main(["run", "-m", "winclip", "-d", "synthetic", "--pretrained", "none", "--dry-run", *extra]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert expected in err and "Traceback" not in err

@@ -15,6 +15,7 @@ INT_RANGES: dict[str, tuple[int, int]] = {
     "--eval-size": (8, 4096),
     "--batch-size": (1, 4096),
     "--workers": (1, 256),
+    "--threads": (1, 1024),
     "--digits": (1, 6),
     "--max-problems": (0, 1_000_000),
 }

@@ -70,6 +70,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --executor ray: CPUs per task; also the default of --threads (default: 1)")
 
 
+def _check_combinations(args: argparse.Namespace) -> None:
+    """Options that only mean something together, and a key set twice, fail with one line and the fix."""
+    from ..errors import ConfigError
+
+    if args.executor != "ray":
+        given = [name for name, value in (("--address", args.address), ("--gpus-per-cell", args.gpus_per_cell))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} only apply to --executor ray; add --executor ray or drop them")
+    seen: dict[str, str] = {}
+    for key, value in args.overrides:
+        if key in seen:
+            raise ConfigError(f"--set {key} is given twice ({key}={seen[key]} and {key}={value}); give each key once "
+                              "(a list of values in one --set makes a grid of variants, see zsadbench run --help)")
+        seen[key] = value
+
+
 def _workers(args: argparse.Namespace) -> dict[str, int]:
     """``--workers``, else on Ray the CPUs each task asks for; locally the run's own default."""
     if args.workers:
@@ -112,6 +129,7 @@ def execute(args: argparse.Namespace) -> int:
 
     from .. import registry
 
+    _check_combinations(args)
     load_plugins(args.plugin)
     for name in args.method:  # unknown methods are reported before anything else is resolved
         registry.methods().get(name)
