@@ -140,3 +140,15 @@ def test_provenance_keys_unknown_to_this_version_are_read_and_kept(data_root, tm
         stored = json.loads(conn.execute("SELECT provenance_json FROM cells WHERE cell_id = ?",
                                          (rows[0].cell_id,)).fetchone()[0])
     assert stored["gpu_clock"] == 1500 and "traceback" not in stored
+
+
+def test_rescore_of_a_folder_without_results_fails_with_one_line(tmp_path, capsys):
+    missing = tmp_path / "never-run"
+    assert main(["rescore", "--out", str(missing)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"no results store in {missing}" in err and "zsadbench run" in err and not missing.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["rescore", "--out", str(empty), "--rebuild"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds no artifacts" in err and not (empty / "results.sqlite").exists()

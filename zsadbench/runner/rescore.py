@@ -43,6 +43,9 @@ def metrics_from_artifact(arrays: dict[str, np.ndarray], declared: list[str] | t
 def rescore(out: str | Path, *, update: bool = False) -> RescoreReport:
     """Recompute the metrics of every successful cell in ``out``; store the new values when ``update``."""
     store = ResultStore(out)
+    if not store.exists():
+        raise StoreError(f"no results store in {out} ({store.db_path} is missing): run `zsadbench run ... --out {out}` "
+                         f"first, or add --rebuild if {Path(out) / 'cells'} holds the artifacts of a run")
     report = RescoreReport()
     for cell in store.rows():
         if cell.status != "ok":
@@ -77,8 +80,12 @@ def rebuild(out: str | Path) -> int:
     store = ResultStore(out)
     if store.exists():
         raise StoreError(f"{store.db_path} exists; move it aside first (mv {store.db_path} {store.db_path}.broken)")
+    paths = sorted((store.out / "cells").glob("*.npz"))
+    if not paths:
+        raise StoreError(f"{store.out / 'cells'} holds no artifacts (*.npz) to rebuild {store.db_path} from; "
+                         "check the --out folder")
     count = 0
-    for path in sorted((store.out / "cells").glob("*.npz")):
+    for path in paths:
         with np.load(path, allow_pickle=False) as data:
             if "record" not in data.files:
                 continue
