@@ -6,6 +6,7 @@ import errno
 import json
 import sqlite3
 import subprocess
+import sys
 import time
 
 from zsadbench.cli.main import main
@@ -152,3 +153,29 @@ def test_rescore_of_a_folder_without_results_fails_with_one_line(tmp_path, capsy
     assert main(["rescore", "--out", str(empty), "--rebuild"]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert "holds no artifacts" in err and not (empty / "results.sqlite").exists()
+
+
+def test_temporaries_of_killed_writers_are_removed_and_live_ones_kept(data_root, tmp_path):
+    import os
+    import socket
+
+    from zsadbench.store.files import atomic_write_bytes
+
+    out = tmp_path / "out"
+    assert toy(data_root, out) == 0
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # a process that has exited
+    host = socket.gethostname()
+    states = out / "cache" / "states"
+    states.mkdir(parents=True, exist_ok=True)
+    stale = states / f".abc.pt.zsad-{host}-{dead_pid}-x1y2z3.tmp"
+    live = states / f".def.pt.zsad-{host}-{os.getpid()}-a1b2c3.tmp"
+    elsewhere = out / "cells" / f".x.npz.zsad-another-host-{dead_pid}-q9q9.tmp"
+    foreign = states / "notes.tmp"
+    for path in (stale, live, elsewhere, foreign):
+        path.write_bytes(b"partial")
+    atomic_write_bytes(states / "done.bin", b"ok")  # its own temporary is gone once written
+    assert toy(data_root, out) == 0
+    assert not stale.exists() and live.exists() and elsewhere.exists() and foreign.exists()
+    assert (states / "done.bin").read_bytes() == b"ok"
+    assert not [p for p in states.glob(".done.bin.*")]

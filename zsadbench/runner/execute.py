@@ -56,6 +56,7 @@ def execute_plan(plan: Plan, display: RunDisplay | None = None) -> RunSummary:
     store = ResultStore(plan.config.out)
     finished = set() if plan.config.force else store.finished_ids()
     summary = RunSummary(notes=list(plan.notes))
+    store.remove_stale_temporaries()
     display = display or RunDisplay(len(plan.cells))
     with display, BackgroundWriter() as writer:
         for group in plan.groups:

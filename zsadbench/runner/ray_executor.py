@@ -219,6 +219,7 @@ def _drive(ray, plan: Plan, display: RunDisplay | None, cpus: float, gpus: float
     store = ResultStore(plan.config.out)
     finished = set() if plan.config.force else store.finished_ids()
     summary = RunSummary(notes=list(plan.notes))
+    store.remove_stale_temporaries()
     display = display or RunDisplay(len(plan.cells))
     driver = _Driver(ray, plan, store, summary, display, cpus, gpus)
     with display:

@@ -261,6 +261,16 @@ class ResultStore:
 
         return decode(self.load_artifact(cell_id))
 
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete the temporary files that killed writers left in this folder's store, artifacts, manifests,
+        trained states and checkpoints (see :func:`~zsadbench.store.files.remove_stale_temporaries`)."""
+        from .files import remove_stale_temporaries
+
+        folders = [self.out, self.out / "cells", self.out / "manifests", self.out / "cache" / "states"]
+        checkpoints = self.out / "cache" / "checkpoints"
+        folders += sorted(p for p in checkpoints.iterdir() if p.is_dir()) if checkpoints.is_dir() else []
+        return [path for folder in folders for path in remove_stale_temporaries(folder)]
+
     def state_path(self, key: str) -> Path:
         return self.out / "cache" / "states" / f"{key}.pt"
 

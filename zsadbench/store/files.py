@@ -1,15 +1,23 @@
-"""Atomic file writes shared by the store, the artifacts and the checkpoints."""
+"""Atomic file writes shared by the store, the artifacts and the checkpoints, and the clean-up of temporary
+files that a killed writer left behind."""
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 
+#: ``<target>.zsad-<host>-<pid>-<random>.tmp``, the temporary names :func:`atomic_write_bytes` uses
+_TEMPORARY = re.compile(r"\.zsad-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+\.tmp$")
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, an fsync and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder, an fsync and a rename. The
+    temporary name holds this host and process, so :func:`remove_stale_temporaries` can tell it is stale."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix = f".{path.name}.zsad-{socket.gethostname()}-{os.getpid()}-"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -19,3 +27,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_write_bytes` in ``folder`` whose writer, a process of this
+    host, is no longer running; returns them. Files of live processes and of other hosts are left alone."""
+    removed = []
+    host = socket.gethostname()
+    for tmp in sorted(folder.glob(".*.tmp")) if folder.is_dir() else ():
+        match = _TEMPORARY.search(tmp.name)
+        if match is None or match["host"] != host:
+            continue
+        try:
+            os.kill(int(match["pid"]), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+        except PermissionError:  # alive, another user's
+            continue
+    return removed
