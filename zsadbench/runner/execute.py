@@ -26,7 +26,7 @@ from .planner import Plan, build_plan
 from .progress import RunDisplay
 from .worker import CellOutcome, compute_group, failure, score_outcome, seed_everything
 
-__all__ = ["BackgroundWriter", "RunSummary", "evaluate", "execute_plan", "kept_maps", "lease_pending",
+__all__ = ["BackgroundWriter", "RunSummary", "evaluate", "execute_plan", "lease_pending", "maps_to_keep",
            "seed_everything", "store_outcome"]
 
 
@@ -156,7 +156,7 @@ def store_outcome(plan: Plan, store: ResultStore, outcome: CellOutcome, summary:
 GALLERY_CASES = 4
 
 
-def kept_maps(policy: str, scores: np.ndarray, labels: np.ndarray, keys: list[str]) -> np.ndarray | None:
+def maps_to_keep(policy: str, scores: np.ndarray, labels: np.ndarray, keys: list[str]) -> np.ndarray | None:
     """The images whose maps an artifact keeps under ``--keep-maps policy`` (``None``: all)."""
     if policy == "all":
         return None
@@ -174,7 +174,7 @@ def _write_artifact(plan: Plan, store: ResultStore, outcome: CellOutcome) -> tup
     cell, arrays = outcome.cell, outcome.arrays
     started = time.perf_counter()
     policy = plan.config.keep_maps
-    keep = kept_maps(policy, arrays["pred_score"], arrays["gt_label"], arrays["image_keys"])
+    keep = maps_to_keep(policy, arrays["pred_score"], arrays["gt_label"], arrays["image_keys"])
     provenance = replace(outcome.provenance, keep_maps=policy)
     outcome = replace(outcome, provenance=provenance)
     encoded = encode(
