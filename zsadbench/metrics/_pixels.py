@@ -18,6 +18,7 @@ from ._checks import MetricError, check_finite_range, undefined
 
 DENSE_MIN = 8192  # buckets of at least this many pixels are resolved by dense counting (float32 only)
 MIN_CHUNK = 1 << 18  # fewest pixels per parallel chunk
+FIXED_CHUNKS = 64  # most chunks of a float reduction, whatever the thread count
 RANKING = ("pixel_auroc", "pixel_ap", "pixel_f1_max")
 PIXEL_NAMES = RANKING + ("aupro", "aupro_anomalyclip")
 
@@ -52,6 +53,13 @@ def _groups(n: int) -> int:
 
 def _bounds(n: int) -> np.ndarray:
     chunks = _groups(n // MIN_CHUNK)
+    return (np.arange(chunks + 1, dtype=np.int64) * n) // chunks
+
+
+def _fixed_bounds(n: int) -> np.ndarray:
+    """Chunk bounds that depend on ``n`` only: for float sums taken per chunk, so that a metric is the same
+    bits whatever the number of threads (a rescore on another machine reproduces it exactly)."""
+    chunks = max(1, min(n // MIN_CHUNK, FIXED_CHUNKS))
     return (np.arange(chunks + 1, dtype=np.int64) * n) // chunks
 
 
@@ -242,7 +250,7 @@ def aupro_anomalyclip(ps: PixelSet, regions: Regions, n_neg: int, limit: float, 
     wpos = np.zeros(ths.size + 1)
     for i in range(len(ps.scores)):
         scores, mask = ps.flat(i)
-        b = _bounds(scores.size)
+        b = _fixed_bounds(scores.size)
         pos_first = np.concatenate(([0], np.cumsum(R.count_true(mask, b))[:-1])).astype(np.int64)
         n_, w_ = K.threshold_histogram(scores, mask, b, ths, float(lo), 1.0 / float(delta),
                                        regions.rids[i], pos_first, regions.weights)

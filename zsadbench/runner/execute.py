@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..machine import available_cpus
 from ..store import ResultStore, StoredCell
 from ..store.artifacts import encode
 from ..store.manifest import SupportManifest
@@ -80,7 +81,7 @@ class BackgroundWriter:
 
     def __init__(self, depth: int = 2) -> None:
         self.depth = depth
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="zsadbench-store")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="zsadbench-store", initializer=_share_cores)
         self._pending: deque[Future] = deque()
 
     def submit(self, job: Callable[..., Any], *args: Any) -> None:
@@ -101,6 +102,15 @@ class BackgroundWriter:
             self.drain()
         finally:
             self._pool.shutdown(wait=True)
+
+
+def _share_cores() -> None:
+    """Give the storing thread's metric kernels a quarter of the CPUs (at least one): the loaders and the model
+    use the rest, and on a small machine parallel kernels there only spin against them. The metrics are the
+    same bits for any thread count."""
+    import numba
+
+    numba.set_num_threads(max(1, min(available_cpus() // 4, numba.config.NUMBA_NUM_THREADS)))
 
 
 def lease_pending(store: ResultStore, plan: Plan, group: FitGroup, finished: set[str], summary: RunSummary,

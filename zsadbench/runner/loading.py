@@ -84,12 +84,12 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def _load(self, sample: Sample) -> tuple[torch.Tensor, np.ndarray]:
+    def _load(self, sample: Sample, into: torch.Tensor) -> np.ndarray:
+        """Decode and resize one sample, writing its image into ``into`` ``[3,S,S]``; returns its mask."""
         image = self.adapter.load_image(sample)
         mask = self.adapter.load_mask(sample)
-        resized = resize_image(image, self.input_size)
-        tensor = torch.from_numpy(resized.astype(np.float32)).permute(2, 0, 1).div_(255.0)
-        return tensor, resize_mask(mask, self.mask_size, image.shape[:2], sample)
+        torch.div(torch.from_numpy(resize_image(image, self.input_size)).permute(2, 0, 1), 255.0, out=into)
+        return resize_mask(mask, self.mask_size, image.shape[:2], sample)
 
     def original(self, sample: Sample) -> torch.Tensor:
         """One sample at its file's resolution: float32 ``[3,H,W]`` RGB in ``[0,1]``."""
@@ -103,21 +103,27 @@ class ImageSet:
         chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         ahead = max(2 * batch_size, 4 * self.workers)
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="zsadbench-load")
-        waiting = iter(order)
+        # Each batch's tensor is allocated once and filled in place by the loaders: no per-image tensors to
+        # stack on the consuming thread.
+        waiting = ((c, slot) for c in range(len(chunks)) for slot in range(len(chunks[c])))
+        tensors: dict[int, torch.Tensor] = {}
         in_flight: deque[Future] = deque()
 
         def top_up() -> None:
-            for index in waiting:
-                in_flight.append(pool.submit(self._load, self.samples[index]))
+            for c, slot in waiting:
+                if c not in tensors:
+                    tensors[c] = torch.empty((len(chunks[c]), 3, self.input_size, self.input_size),
+                                             pin_memory=self.pin_memory)
+                in_flight.append(pool.submit(self._load, self.samples[chunks[c][slot]], tensors[c][slot]))
                 if len(in_flight) >= ahead:
                     return
 
         try:
-            for chunk in chunks:
+            for c, chunk in enumerate(chunks):
                 top_up()
-                loaded = [in_flight.popleft().result() for _ in chunk]
+                masks = [in_flight.popleft().result() for _ in chunk]
                 top_up()
-                yield self._assemble([self.samples[i] for i in chunk], loaded)
+                yield self._assemble([self.samples[i] for i in chunk], tensors.pop(c), masks)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -126,11 +132,8 @@ class ImageSet:
         for loaded in self.iter_batches(batch_size, shuffle=shuffle, seed=seed):
             yield loaded.batch
 
-    def _assemble(self, samples: list[Sample], loaded: list[tuple[torch.Tensor, np.ndarray]]) -> LoadedBatch:
-        tensor = torch.stack([image for image, _ in loaded])
-        if self.pin_memory:
-            tensor = tensor.pin_memory()
-        masks = np.stack([mask for _, mask in loaded])
+    def _assemble(self, samples: list[Sample], tensor: torch.Tensor, masks: list[np.ndarray]) -> LoadedBatch:
+        masks = np.stack(masks)
         labels = np.array([s.gt_label for s in samples], dtype=np.int64)
         categories = tuple(s.category for s in samples)
         batch = Batch(

@@ -39,41 +39,45 @@ def _zigzag(difference):
 
 
 @njit(inline="always")
-def _above(levels, y, hood, weights, acc):
-    """``acc[x]`` = the weighted terms of pixel ``(y, x)`` from the rows above, for every interior ``x``."""
-    width = levels.shape[1]
-    acc[:] = 0
+def _add_taps(values, y, hood, weights, acc, same_row):
+    """Add to ``acc[x]`` the weighted terms of pixel ``(y, x)`` from the taps in the rows above
+    (``same_row`` False) or in its own row (True), for every interior ``x``; ``values`` is the map in float64."""
+    width = values.shape[1]
     for k in range(hood.shape[0]):
         dy, dx = hood[k, 0], hood[k, 1]
-        if dy == 0:
+        if (dy == 0) != same_row:
             continue
         w = np.float64(weights[k])
-        source = levels[y + dy]
-        for x in range(MARGIN, width - MARGIN):
-            acc[x] += w * np.float64(source[x + dx])
+        source = values[y + dy, MARGIN + dx : width - MARGIN + dx]
+        target = acc[MARGIN : width - MARGIN]
+        for x in range(source.size):
+            target[x] += w * source[x]
 
 
 @njit(cache=True, nogil=True)
 def normal_equations(levels, hood, step):
     """``(A, b)`` of the least-squares fit of each interior pixel on its neighbours, on every ``step``-th row
-    and column: ``A = X^T X`` ``[K,K]`` and ``b = X^T y`` ``[K]``, in float64."""
+    and column: ``A = X^T X`` ``[K,K]`` and ``b = X^T y`` ``[K]``, in float64 (exact: every product is below
+    2^32 and a map has far fewer than 2^21 samples, so no sum rounds and the order of the terms is free)."""
     height, width = levels.shape
     count = hood.shape[0]
+    rows = np.arange(MARGIN, height, step)
+    cols = np.arange(MARGIN, width - MARGIN, step)
+    samples = rows.size * cols.size
+    x = np.empty((count + 1, samples))
+    for k in range(count + 1):
+        dy, dx = (hood[k, 0], hood[k, 1]) if k < count else (0, 0)
+        n = 0
+        for y in rows:
+            for c in cols:
+                x[k, n] = levels[y + dy, c + dx]
+                n += 1
     a = np.zeros((count, count))
     b = np.zeros(count)
-    row = np.empty(count)
-    for y in range(MARGIN, height, step):
-        for x in range(MARGIN, width - MARGIN, step):
-            for k in range(count):
-                row[k] = levels[y + hood[k, 0], x + hood[k, 1]]
-            target = np.float64(levels[y, x])
-            for i in range(count):
-                b[i] += row[i] * target
-                for j in range(i, count):
-                    a[i, j] += row[i] * row[j]
     for i in range(count):
-        for j in range(i):
-            a[i, j] = a[j, i]
+        b[i] = np.dot(x[i], x[count]) if samples else 0.0
+        for j in range(i, count):
+            a[i, j] = a[j, i] = np.dot(x[i], x[j]) if samples else 0.0
     return a, b
 
 
@@ -81,18 +85,15 @@ def normal_equations(levels, hood, step):
 def residuals(levels, hood, weights):
     """Zigzag-coded ``levels - prediction`` (mod 2^16) of one ``uint16 [H,W]`` map, as uint16."""
     height, width = levels.shape
+    values = levels.astype(np.float64)
     out = np.empty((height, width), np.uint16)
     acc = np.zeros(width, np.float64)
     for y in range(height):
         interior = y >= MARGIN and width > 2 * MARGIN
         if interior:
-            _above(levels, y, hood, weights, acc)
-            for k in range(hood.shape[0]):
-                if hood[k, 0] == 0:
-                    w, dx = np.float64(weights[k]), hood[k, 1]
-                    row = levels[y]
-                    for x in range(MARGIN, width - MARGIN):
-                        acc[x] += w * np.float64(row[x + dx])
+            acc[:] = 0
+            _add_taps(values, y, hood, weights, acc, False)
+            _add_taps(values, y, hood, weights, acc, True)
         for x in range(width):
             if interior and MARGIN <= x < width - MARGIN:
                 prediction = _finish(acc[x])
@@ -107,23 +108,38 @@ def restore(zigzag, hood, weights):
     """Inverse of :func:`residuals`, row by row, pixel by pixel within a row."""
     height, width = zigzag.shape
     levels = np.empty((height, width), np.uint16)
+    values = np.empty((height, width), np.float64)  # the restored levels in float64, for the row sums
     acc = np.zeros(width, np.float64)
     same_row = [k for k in range(hood.shape[0]) if hood[k, 0] == 0]
     for y in range(height):
         interior = y >= MARGIN and width > 2 * MARGIN
         if interior:
-            _above(levels, y, hood, weights, acc)
+            acc[:] = 0
+            _add_taps(values, y, hood, weights, acc, False)
         for x in range(width):
             if interior and MARGIN <= x < width - MARGIN:
                 total = acc[x]
                 for k in same_row:
-                    total += np.float64(weights[k]) * np.float64(levels[y, x + hood[k, 1]])
+                    total += np.float64(weights[k]) * values[y, x + hood[k, 1]]
                 prediction = _finish(total)
             else:
                 prediction = _fallback(levels, y, x)
             v = np.int64(zigzag[y, x])
-            levels[y, x] = np.uint16((prediction + ((v >> 1) ^ -(v & 1))) & 0xFFFF)
+            level = (prediction + ((v >> 1) ^ -(v & 1))) & 0xFFFF
+            levels[y, x] = np.uint16(level)
+            values[y, x] = np.float64(level)
     return levels
+
+
+@njit(inline="always")
+def _transpose8(x):
+    """Transpose the 8×8 bit matrix held in ``x`` (byte ``i``, bit ``j``) ↔ (byte ``j``, bit ``i``)."""
+    t = (x ^ (x >> np.uint64(7))) & np.uint64(0x00AA00AA00AA00AA)
+    x = x ^ t ^ (t << np.uint64(7))
+    t = (x ^ (x >> np.uint64(14))) & np.uint64(0x0000CCCC0000CCCC)
+    x = x ^ t ^ (t << np.uint64(14))
+    t = (x ^ (x >> np.uint64(28))) & np.uint64(0x00000000F0F0F0F0)
+    return x ^ t ^ (t << np.uint64(28))
 
 
 @njit(cache=True, nogil=True)
@@ -140,13 +156,13 @@ def to_bit_planes(values):
     packed = np.zeros(planes * per_plane + values.size, np.uint8)
     for i in range(values.size):
         packed[planes * per_plane + i] = np.uint8(values[i] >> 8)
-    for b in range(planes):
-        base = b * per_plane
-        for byte in range(per_plane):
-            bits = 0
-            for t in range(min(8, values.size - 8 * byte)):
-                bits |= ((values[8 * byte + t] >> b) & 1) << t
-            packed[base + byte] = np.uint8(bits)
+    for byte in range(per_plane):
+        x = np.uint64(0)
+        for t in range(min(8, values.size - 8 * byte)):
+            x |= np.uint64(values[8 * byte + t] & 0xFF) << np.uint64(8 * t)
+        x = _transpose8(x)
+        for b in range(planes):
+            packed[b * per_plane + byte] = np.uint8((x >> np.uint64(8 * b)) & np.uint64(0xFF))
     return planes, packed
 
 
@@ -155,10 +171,13 @@ def from_bit_planes(packed, planes, count):
     """Inverse of :func:`to_bit_planes` for ``count`` values."""
     values = np.empty(count, np.uint16)
     per_plane = (count + 7) // 8
-    for i in range(count):
-        byte, shift = i >> 3, i & 7
-        low = 0
+    for byte in range(per_plane):
+        x = np.uint64(0)
         for b in range(planes):
-            low |= ((packed[b * per_plane + byte] >> shift) & 1) << b
-        values[i] = np.uint16(low | (np.int64(packed[planes * per_plane + i]) << 8))
+            x |= np.uint64(packed[b * per_plane + byte]) << np.uint64(8 * b)
+        x = _transpose8(x)
+        for t in range(min(8, count - 8 * byte)):
+            i = 8 * byte + t
+            low = (x >> np.uint64(8 * t)) & np.uint64(0xFF)
+            values[i] = np.uint16(low | (np.uint64(packed[planes * per_plane + i]) << np.uint64(8)))
     return values

@@ -49,7 +49,12 @@ def dequantize(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray
     """The float32 maps the metrics are computed on: ``lo + level * (hi - lo) / 65535`` per image."""
     step = ((hi.astype(np.float32) - lo.astype(np.float32)) / np.float32(LEVELS)).astype(np.float32)
     shape = (-1,) + (1,) * (levels.ndim - 1)
-    return (lo.reshape(shape) + levels.astype(np.float32) * step.reshape(shape)).astype(np.float32)
+    if lo.dtype != np.float32:
+        return (lo.reshape(shape) + levels.astype(np.float32) * step.reshape(shape)).astype(np.float32)
+    maps = levels.astype(np.float32)  # the same float32 product and sum as above, in place
+    maps *= step.reshape(shape)
+    maps += lo.reshape(shape)
+    return maps
 
 
 def encode(
