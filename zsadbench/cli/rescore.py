@@ -19,8 +19,14 @@ def execute(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     if args.rebuild:
-        count = rebuild(args.out)
-        console.print(f"rebuilt {args.out / 'results.sqlite'} with {count} cells from {args.out / 'cells'}", highlight=False)
+        rebuilt = rebuild(args.out)
+        console.print(f"rebuilt {args.out / 'results.sqlite'} with {rebuilt.cells} cells from {args.out / 'cells'}",
+                      highlight=False)
+        for path, reason in rebuilt.damaged:
+            console.print(f"  [red]not recovered[/] {reason}", highlight=False, soft_wrap=True)
+        if rebuilt.damaged:
+            console.print(f"  {len(rebuilt.damaged)} damaged artifacts were skipped: move them aside and run the "
+                          "same `zsadbench run` command again to recompute their cells", highlight=False)
     report = rescore(args.out, update=args.update)
     console.print(f"rescored {report.cells} cells: {len(report.changed)} differ from the stored metrics", highlight=False)
     for cell_id, what, diff in report.changed:
@@ -29,10 +35,11 @@ def execute(args: argparse.Namespace) -> int:
         console.print(f"  {len(report.image_only)} cells were stored without every map (--keep-maps gallery/none): "
                       "their image metrics were recomputed, their pixel metrics kept as stored", highlight=False)
     for cell_id in report.missing:
-        console.print(f"  [yellow]no artifact[/] for cell {cell_id}: rerun it with --force", highlight=False)
+        console.print(f"  [yellow]no artifact[/] for cell {cell_id}: run the same `zsadbench run` command again to "
+                      "recompute it", highlight=False)
     for cell_id, reason in report.damaged:
-        console.print(f"  [red]damaged[/] {reason}: delete it and rerun cell {cell_id} with --force", highlight=False,
-                      soft_wrap=True)
+        console.print(f"  [red]damaged[/] cell {cell_id}: {reason}", highlight=False, soft_wrap=True)
     if report.changed and not args.update:
         console.print("run with --update to store the recomputed metrics", highlight=False)
-    return 1 if (report.changed and not args.update) or report.missing or report.damaged else 0
+    damaged = args.rebuild and rebuilt.damaged
+    return 1 if (report.changed and not args.update) or report.missing or report.damaged or damaged else 0

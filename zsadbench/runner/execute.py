@@ -27,7 +27,7 @@ from .planner import Plan, build_plan
 from .progress import RunDisplay
 from .worker import CellOutcome, compute_group, failure, score_outcome, seed_everything
 
-__all__ = ["BackgroundWriter", "RunSummary", "evaluate", "execute_plan", "lease_pending", "maps_to_keep",
+__all__ = ["BackgroundWriter", "RunSummary", "evaluate", "execute_plan", "intact_finished", "lease_pending", "maps_to_keep",
            "seed_everything", "store_outcome"]
 
 
@@ -55,13 +55,13 @@ def evaluate(config: RunConfig, display: RunDisplay | None = None) -> RunSummary
 def execute_plan(plan: Plan, display: RunDisplay | None = None) -> RunSummary:
     """Compute every pending cell of ``plan`` in this process and store it."""
     store = ResultStore(plan.config.out)
-    finished = set() if plan.config.force else store.finished_ids()
     summary = RunSummary(notes=list(plan.notes))
     store.remove_stale_temporaries()
     display = display or RunDisplay(len(plan.cells))
+    finished, damaged = intact_finished(store, plan, display)
     with display, BackgroundWriter() as writer:
         for group in plan.groups:
-            pending = lease_pending(store, plan, group, finished, summary, display)
+            pending = lease_pending(store, plan, group, finished, summary, display, damaged)
             if not pending:
                 continue
             try:
@@ -113,16 +113,36 @@ def _share_cores() -> None:
     numba.set_num_threads(max(1, min(available_cpus() // 4, numba.config.NUMBA_NUM_THREADS)))
 
 
+def intact_finished(store: ResultStore, plan: Plan, display: RunDisplay) -> tuple[set[str], set[str]]:
+    """The ids of this plan's stored successful cells whose artifact looks intact, and of those whose artifact
+    is damaged or missing (named on the display; they are computed again)."""
+    if plan.config.force:
+        return set(), set()
+    wanted = {cell.cell_id for cell in plan.cells}
+    finished, damaged = set(), set()
+    for row in store.rows():
+        if row.status != "ok" or row.cell_id not in wanted:
+            continue
+        problem = store.artifact_problem(row)
+        if problem is None:
+            finished.add(row.cell_id)
+        else:
+            damaged.add(row.cell_id)
+            display.note(f"[yellow]note[/]: {row.describe()}: {problem}; computing the cell again")
+    return finished, damaged
+
+
 def lease_pending(store: ResultStore, plan: Plan, group: FitGroup, finished: set[str], summary: RunSummary,
-           display: RunDisplay) -> list[Cell]:
-    """The group's cells this run computes: not finished, and not leased by another live run."""
+                  display: RunDisplay, damaged: frozenset[str] | set[str] = frozenset()) -> list[Cell]:
+    """The group's cells this run computes: not finished (or stored with a ``damaged`` artifact), and not
+    leased by another live run."""
     pending = []
     for cell in group.cells:
         if cell.cell_id in finished:
             summary.cached += 1
             display.cell_finished("cached", "")
             continue
-        holder = store.acquire(cell.cell_id, force=plan.config.force)
+        holder = store.acquire(cell.cell_id, force=plan.config.force or cell.cell_id in damaged)
         if holder == "done":
             summary.cached += 1
             display.cell_finished("cached", "")
@@ -202,7 +222,9 @@ def _write_artifact(plan: Plan, store: ResultStore, outcome: CellOutcome) -> tup
     artifact = store.save_artifact(cell.cell_id, encoded)
     stages = {**(provenance.stage_seconds or {}), "artifact": round(time.perf_counter() - started, 4)}
     size = store.artifact_path(cell.cell_id).stat().st_size
-    return replace(outcome, provenance=replace(provenance, stage_seconds=stages, artifact_bytes=size)), artifact
+    provenance = replace(provenance, stage_seconds=stages, artifact_bytes=size,
+                         artifact_checksum=str(encoded["checksum"]))
+    return replace(outcome, provenance=provenance), artifact
 
 
 def _label(name: str) -> str:

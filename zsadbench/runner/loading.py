@@ -88,7 +88,8 @@ class ImageSet:
         """Decode and resize one sample, writing its image into ``into`` ``[3,S,S]``; returns its mask."""
         image = self.adapter.load_image(sample)
         mask = self.adapter.load_mask(sample)
-        torch.div(torch.from_numpy(resize_image(image, self.input_size)).permute(2, 0, 1), 255.0, out=into)
+        # float32 division, as torch's div_ computes it, on this thread alone
+        np.divide(resize_image(image, self.input_size).transpose(2, 0, 1), np.float32(255.0), out=into.numpy())
         return resize_mask(mask, self.mask_size, image.shape[:2], sample)
 
     def original(self, sample: Sample) -> torch.Tensor:

@@ -44,3 +44,7 @@ class RunDisplay:
         self.progress.update(self.inner, visible=False)
         if line:
             self.console.print(line, highlight=False)
+
+    def note(self, line: str) -> None:
+        """Print one line above the progress bars."""
+        self.console.print(line, highlight=False, soft_wrap=True)

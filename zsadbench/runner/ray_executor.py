@@ -36,7 +36,7 @@ from ..errors import ConfigError, ZsadError
 from ..method import fit_kind
 from ..store import ResultStore
 from ..store.files import atomic_write_bytes
-from .execute import RunSummary, lease_pending, store_outcome
+from .execute import RunSummary, intact_finished, lease_pending, store_outcome
 from .plan import Cell, FitGroup
 from .planner import Plan
 from .progress import RunDisplay
@@ -217,15 +217,15 @@ def _check_fits(ray, cpus: float, gpus: float) -> None:
 
 def _drive(ray, plan: Plan, display: RunDisplay | None, cpus: float, gpus: float) -> RunSummary:
     store = ResultStore(plan.config.out)
-    finished = set() if plan.config.force else store.finished_ids()
     summary = RunSummary(notes=list(plan.notes))
     store.remove_stale_temporaries()
     display = display or RunDisplay(len(plan.cells))
+    finished, damaged = intact_finished(store, plan, display)
     driver = _Driver(ray, plan, store, summary, display, cpus, gpus)
     with display:
         try:
             for group in plan.groups:
-                pending = lease_pending(store, plan, group, finished, summary, display)
+                pending = lease_pending(store, plan, group, finished, summary, display, damaged)
                 for unit_group, cells in units_of(plan, group, pending):
                     driver.submit(_Unit(unit_group, cells))
             driver.collect()

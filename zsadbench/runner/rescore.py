@@ -9,6 +9,7 @@ corrupted.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 from ..errors import StoreError
 from ..metrics import METRICS
 from ..store import ResultStore, StoredCell
-from ..store.artifacts import decode, kept_maps, stored_levels, unpack_masks
+from ..store.artifacts import kept_maps, stored_levels, unpack_masks
 from .scoring import score_arrays
 
 
@@ -52,8 +53,11 @@ def rescore(out: str | Path, *, update: bool = False) -> RescoreReport:
             continue
         try:
             arrays = store.load_artifact(cell.cell_id)
-        except StoreError:
-            report.missing.append(cell.cell_id)
+        except StoreError as exc:
+            if store.artifact_path(cell.cell_id).exists():
+                report.damaged.append((cell.cell_id, str(exc)))
+            else:
+                report.missing.append(cell.cell_id)
             continue
         declared = cell.provenance.metric_levels or sorted({METRICS[m].level for m in cell.metrics})
         try:
@@ -75,8 +79,17 @@ def rescore(out: str | Path, *, update: bool = False) -> RescoreReport:
     return report
 
 
-def rebuild(out: str | Path) -> int:
-    """Recreate ``OUT/results.sqlite`` from the rows embedded in ``OUT/cells/*.npz``; returns the cell count."""
+@dataclass
+class RebuildReport:
+    """Cells recovered from their artifacts, and the artifacts that could not be read (path, why)."""
+
+    cells: int = 0
+    damaged: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def rebuild(out: str | Path) -> RebuildReport:
+    """Recreate ``OUT/results.sqlite`` from the rows embedded in ``OUT/cells/*.npz``. A damaged artifact is
+    listed and skipped; every intact one is recovered."""
     store = ResultStore(out)
     if store.exists():
         raise StoreError(f"{store.db_path} exists; move it aside first (mv {store.db_path} {store.db_path}.broken)")
@@ -84,15 +97,24 @@ def rebuild(out: str | Path) -> int:
     if not paths:
         raise StoreError(f"{store.out / 'cells'} holds no artifacts (*.npz) to rebuild {store.db_path} from; "
                          "check the --out folder")
-    count = 0
+    report = RebuildReport()
     for path in paths:
-        with np.load(path, allow_pickle=False) as data:
-            if "record" not in data.files:
-                continue
-            record = decode({k: data[k] for k in data.files})["record"]
-        store.put(StoredCell.from_record(record))
-        count += 1
-    return count
+        try:
+            arrays = store.load_artifact(path.stem)
+            if "record" not in arrays:
+                raise StoreError(f"{path} holds no row (record) to rebuild the cell from")
+            cell = StoredCell.from_record(json.loads(str(arrays["record"])))
+            if cell.cell_id != path.stem:
+                raise StoreError(f"{path} holds the row of cell {cell.cell_id}, not of {path.stem}")
+        except Exception as exc:  # noqa: BLE001 - one damaged artifact must not stop the others' recovery
+            report.damaged.append((path, str(exc)))
+            continue
+        if "checksum" in arrays:
+            cell = replace(cell, provenance=replace(cell.provenance, artifact_bytes=path.stat().st_size,
+                                                    artifact_checksum=str(arrays["checksum"])))
+        store.put(cell)
+        report.cells += 1
+    return report
 
 
 def _largest_difference(old: dict[str, float], new: dict[str, float]) -> float:

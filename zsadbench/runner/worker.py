@@ -31,7 +31,7 @@ from ..errors import DataError, MethodError, StoreError, WeightsError, ZsadError
 from ..method import FitData, Method, fit_kind
 from ..store.artifacts import quantize
 from ..store.checkpoints import EpochCheckpoints
-from ..store.files import atomic_write_bytes
+from ..store.files import atomic_write_bytes, out_of_space
 from ..store.schema import Provenance
 from ..types import Batch
 from .identity import index_digest
@@ -87,7 +87,7 @@ def compute_group(
         raise
     except Exception as exc:  # noqa: BLE001 - a failing fit fails its cells, the sweep goes on
         for cell in cells:
-            yield failure(cell, exc, spec)
+            yield failure(cell, exc, spec, out)
         return
     for cell in cells:
         try:
@@ -95,11 +95,18 @@ def compute_group(
         except FATAL:
             raise
         except Exception as exc:  # noqa: BLE001
-            yield failure(cell, exc, spec)
+            yield failure(cell, exc, spec, out)
 
 
-def failure(cell: Cell, exc: BaseException, spec: MethodSpec | None = None) -> CellOutcome:
-    """The outcome of a cell that raised: its message names the plugin class for errors from the method."""
+def failure(cell: Cell, exc: BaseException, spec: MethodSpec | None = None, out: Path | None = None) -> CellOutcome:
+    """The outcome of a cell that raised: its message names the plugin class for errors from the method. A full
+    disk (wherever it surfaced: a cache, a checkpoint, a state) is not the cell's problem: it stops the run with
+    one line naming ``out``."""
+    if out_of_space(exc):
+        where = f" under {out}" if out is not None else ""
+        raise StoreError(f"no space left on the device while writing{where} ({type(exc).__name__}): free space "
+                         "there (or pass another --out) and run the same command again; every finished cell is "
+                         "kept") from exc
     message = str(exc) if isinstance(exc, ZsadError) else f"{type(exc).__name__}: {exc}"
     if spec is not None and not isinstance(exc, DataError):
         message = f"{cell.method} ({spec.cls.__module__}.{spec.cls.__qualname__}): {message}"

@@ -13,6 +13,7 @@ read.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -75,7 +76,7 @@ def encode(
     keep = np.arange(len(levels)) if keep is None else np.asarray(sorted(set(int(i) for i in keep)), np.int64)
     data, offsets, weights = mapcodec.encode_maps(np.ascontiguousarray(levels[keep]))
     packed = np.packbits(gt_mask.astype(bool), axis=-1)
-    return {
+    arrays = {
         "format": np.array(FORMAT),
         "image_keys": np.array(image_keys),
         "pred_score": pred_score.astype(np.float32),
@@ -94,6 +95,30 @@ def encode(
         "mask_width": np.array(gt_mask.shape[-1]),
         "record": np.array(json.dumps(record, sort_keys=True, default=str)),
     }
+    return {**arrays, "checksum": np.array(content_checksum(arrays))}
+
+
+def content_checksum(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of an artifact's arrays (names, dtypes, shapes and bytes, in name order; ``checksum`` itself left
+    out). An artifact holds its own, and the store's row of the cell holds it too (``artifact_checksum``)."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        if name == "checksum":
+            continue
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def checksum_problem(arrays: dict[str, np.ndarray]) -> str | None:
+    """Why an artifact's arrays do not match the checksum they hold (``None``: they match, or the artifact
+    predates checksums)."""
+    if "checksum" not in arrays:
+        return None
+    if str(arrays["checksum"]) != content_checksum(arrays):
+        return "its arrays do not match the checksum it holds"
+    return None
 
 
 def artifact_format(arrays: dict[str, np.ndarray]) -> int:

@@ -20,6 +20,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import time
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, StoreError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, out_of_space
 from .schema import StoredCell
 
 SCHEMA_VERSION = 3
@@ -45,6 +46,16 @@ _COLUMNS = {
     "provenance_json": "TEXT NOT NULL",
     "created_at": "REAL NOT NULL",
 }
+
+
+def _nearly_full(path: Path) -> bool:
+    """Whether the file system of ``path`` has less than 1 MiB free (SQLite reports a full disk during a WAL
+    write as a plain I/O error)."""
+    folder = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def owner_id() -> str:
@@ -90,8 +101,8 @@ class ResultStore:
                         self._prepare(conn)
                     conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
                 except sqlite3.DatabaseError as exc:
-                    if isinstance(exc, sqlite3.OperationalError) and "full" not in str(exc):
-                        raise
+                    if isinstance(exc, sqlite3.OperationalError) or out_of_space(exc):
+                        raise  # turned into one line by ``writing``
                     raise self._corrupt(exc) from exc
                 try:
                     yield conn
@@ -138,16 +149,19 @@ class ResultStore:
         """Turn a full disk while writing ``path`` into one :class:`StoreError` naming the folder."""
         try:
             yield
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        except (OSError, sqlite3.OperationalError) as exc:
+            if out_of_space(exc) or ("disk i/o error" in str(exc).lower() and _nearly_full(path)):
                 raise self._full(path) from exc
-            raise
-        except sqlite3.OperationalError as exc:
-            if "full" in str(exc):
-                raise self._full(path) from exc
+            if isinstance(exc, PermissionError) or "readonly" in str(exc).lower() or getattr(exc, "errno", None) == errno.EROFS:
+                raise StoreError(f"cannot write {path} ({exc}): the folder is read-only; pass a writable --out, or "
+                                 f"make {path.parent} writable") from exc
+            if "disk i/o error" in str(exc).lower():
+                raise StoreError(f"disk I/O error writing {path}: check the disk that holds {path.parent} (space, "
+                                 "mount, permissions) and run the same command again; every finished cell is kept") from exc
             raise
 
     def _full(self, path: Path) -> StoreError:
+        """The one-line error of a full disk while writing ``path``."""
         return StoreError(
             f"no space left on the device writing {path}: free space in {path.parent} (or pass another --out) and "
             "run the same command again; every finished cell is kept"
@@ -245,14 +259,42 @@ class ResultStore:
 
     def load_artifact(self, cell_id: str) -> dict[str, np.ndarray]:
         """The raw arrays of a cell's artifact (see :func:`load_cell_arrays` for decoded maps and masks)."""
+        from .artifacts import checksum_problem
+
         path = self.artifact_path(cell_id)
         try:
             with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
+                arrays = {k: data[k] for k in data.files}
         except FileNotFoundError:
-            raise StoreError(f"{path} is missing: the cell's per-image results are gone; rerun with --force") from None
-        except (OSError, ValueError, EOFError) as exc:
-            raise StoreError(f"{path} cannot be read ({exc}); delete it and rerun the cell with --force") from exc
+            raise StoreError(f"{path} is missing: the cell's per-image results are gone; run the same command "
+                             "again to recompute the cell") from None
+        except Exception as exc:  # noqa: BLE001 - zip, npy and decompression errors all mean a damaged file
+            raise StoreError(f"{path} is damaged ({type(exc).__name__}: {exc}); run the same command again to "
+                             "recompute the cell") from exc
+        problem = checksum_problem(arrays)
+        if problem:
+            raise StoreError(f"{path} is damaged ({problem}); run the same command again to recompute the cell")
+        return arrays
+
+    def artifact_problem(self, cell: StoredCell) -> str | None:
+        """Why a stored cell's artifact cannot be used, from a cheap look (it exists, has the size the row
+        recorded, and opens as an npz holding the checksum the row recorded); ``None`` when it looks intact.
+        Reading an artifact verifies its whole content."""
+        path = self.artifact_path(cell.cell_id)
+        expected = cell.provenance.artifact_bytes
+        try:
+            size = path.stat().st_size
+            if expected is not None and size != expected:
+                return f"{path} holds {size} bytes, the run wrote {expected}"
+            with np.load(path, allow_pickle=False) as data:
+                checksum = cell.provenance.artifact_checksum
+                if checksum is not None and ("checksum" not in data.files or str(data["checksum"]) != checksum):
+                    return f"{path} is not the artifact this cell's row records (checksum differs)"
+        except FileNotFoundError:
+            return f"{path} is missing"
+        except Exception as exc:  # noqa: BLE001 - any failure to open means the file is damaged
+            return f"{path} cannot be opened ({type(exc).__name__}: {exc})"
+        return None
 
     def load_cell_arrays(self, cell_id: str) -> dict[str, np.ndarray]:
         """A cell's per-image results at the evaluation size: ``image_keys``, ``pred_score``, ``gt_label``,

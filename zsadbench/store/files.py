@@ -2,6 +2,7 @@
 files that a killed writer left behind."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import socket
@@ -10,6 +11,24 @@ from pathlib import Path
 
 #: ``<target>.zsad-<host>-<pid>-<random>.tmp``, the temporary names :func:`atomic_write_bytes` uses
 _TEMPORARY = re.compile(r"\.zsad-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+\.tmp$")
+
+
+_FULL_TEXT = ("no space left on device", "os error 28", "disk quota exceeded", "database or disk is full")
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the disk is full: ``ENOSPC``/``EDQUOT``, or the
+    messages of libraries that wrap it (SQLite, safetensors)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(text in str(current).lower() for text in _FULL_TEXT):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

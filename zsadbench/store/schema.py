@@ -65,8 +65,8 @@ class Provenance:
     method that trains; ``support`` the few-shot support files; ``method_stats`` a method's summed counters;
     ``worker`` the Ray worker that computed it; ``traceback`` a failure's; ``workers`` the image loading
     threads; ``stage_seconds`` where the cell's wall time went (waiting for images, predict, checks, quantise,
-    metrics, and the artifact's encode and write); ``keep_maps`` and ``artifact_bytes`` what its artifact
-    holds. Keys of older rows that are no field here are kept in ``extra``.
+    metrics, and the artifact's encode and write); ``keep_maps``, ``artifact_bytes`` and ``artifact_checksum``
+    (see :func:`~zsadbench.store.artifacts.content_checksum`) what its artifact holds. Keys of older rows that are no field here are kept in ``extra``.
     """
 
     environment: dict[str, Any] | None = None
@@ -93,6 +93,7 @@ class Provenance:
     stage_seconds: dict[str, float] | None = None
     keep_maps: str | None = None
     artifact_bytes: int | None = None
+    artifact_checksum: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
