@@ -1,12 +1,13 @@
 """Reading images and masks from disk, with errors that name the file."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from zsadbench.errors import DataError
+from zsadbench.errors import DataError, DataWarning
 
 Crop = tuple[int, int, int, int] | None
 
@@ -36,18 +37,31 @@ def _apply_crop(array: np.ndarray, crop: Crop, path: Path) -> np.ndarray:
     return array[top : top + height, left : left + width]
 
 
-def _to_uint8(array: np.ndarray) -> np.ndarray:
+def _to_uint8(array: np.ndarray, path: Path) -> np.ndarray:
     if array.dtype == np.uint8:
         return array
     if array.dtype == bool:
         return array.astype(np.uint8) * 255
     if np.issubdtype(array.dtype, np.integer):
-        peak = 65535 if array.max(initial=0) > 255 else 255
-        return (array.astype(np.float64) * (255.0 / peak)).round().astype(np.uint8)
+        peak = _integer_peak(int(array.max(initial=0)), path)
+        return (array.astype(np.float64) * (255.0 / peak)).round().clip(0, 255).astype(np.uint8)
     array = np.nan_to_num(array.astype(np.float64))
     top = array.max(initial=0.0)
     scale = 255.0 if top <= 1.0 else 255.0 / top
     return (array * scale).clip(0, 255).round().astype(np.uint8)
+
+
+def _integer_peak(top: int, path: Path) -> int:
+    """The full-scale value of integer samples whose largest is ``top``: 255 for 8-bit content, 65535 for 16-bit,
+    and ``2^b - 1`` for ``b``-bit data (10, 12 or 14 bits, as scanners and medical devices write it) stored
+    unscaled in a 16-bit file, which read as 16-bit would be nearly black; that case is warned about."""
+    if top <= 255:
+        return 255
+    bits = min(16, -(-top.bit_length() // 2) * 2)
+    if bits < 16:
+        warnings.warn(f"{path}: 16-bit samples no larger than {top} hold {bits}-bit data stored unscaled; they are "
+                      f"read as {bits}-bit (full scale {2**bits - 1}), not as 16-bit", DataWarning, stacklevel=4)
+    return 2**bits - 1
 
 
 def read_rgb(path: str | Path, crop: Crop = None) -> np.ndarray:
@@ -55,7 +69,7 @@ def read_rgb(path: str | Path, crop: Crop = None) -> np.ndarray:
     path = Path(path)
     image = _open(path)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        gray = _to_uint8(np.asarray(image))
+        gray = _to_uint8(np.asarray(image), path)
         array = np.repeat(gray[..., None], 3, axis=2)
     else:
         array = np.asarray(image.convert("RGB"))
@@ -87,7 +101,7 @@ def read_gray(path: str | Path, crop: Crop = None) -> np.ndarray:
 
 def _gray(image: Image.Image, crop: Crop, path: Path) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        gray = _to_uint8(np.asarray(image))
+        gray = _to_uint8(np.asarray(image), path)
     else:
         gray = np.asarray(image.convert("L"))
     return _apply_crop(gray, crop, path)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from abc import ABC, abstractmethod
@@ -199,6 +200,12 @@ def check(config: Any) -> None:
     """Raise :class:`ConfigError` for the first field, then the first cross check, that ``config`` violates."""
     cls = type(config)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in fields:
+        bad = _non_finite(getattr(config, name))
+        if bad is not None:
+            default = default_text(fields[name])
+            raise ConfigError(f"{cls.__name__}.{name} holds {bad}, which makes every number it touches meaningless; "
+                              f"give a finite number" + (f" (default: {default})" if default else ""))
     for name, constraint in parameter_constraints(cls).items():
         value = getattr(config, name)
         if not constraint.holds(value):
@@ -209,3 +216,11 @@ def check(config: Any) -> None:
     for rule in cross_checks(cls):
         if not rule.holds(config):
             raise ConfigError(f"{cls.__name__}.{rule.message.format(**values)}")
+
+
+def _non_finite(value: Any) -> float | None:
+    """The first NaN or infinity in a float field (a number, or a tuple of them), else ``None``."""
+    for item in value if isinstance(value, (tuple, list)) else (value,):
+        if isinstance(item, float) and not math.isfinite(item):
+            return item
+    return None

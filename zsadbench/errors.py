@@ -40,3 +40,7 @@ class MetricError(ZsadError, ValueError):
 
 class StoreError(ZsadError):
     """A results folder that cannot be read or written (corrupt or foreign store, full disk)."""
+
+
+class DataWarning(UserWarning):
+    """Data that is read, but not as it is stored (e.g. 12-bit samples in a 16-bit file, rescaled)."""

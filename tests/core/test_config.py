@@ -48,6 +48,9 @@ def test_replace_converts_command_line_strings():
         ({"smooth": "maybe"}, "must be true or false"),
         ({"mode": "c"}, r"must be one of \['a', 'b'\]"),
         ({"colour": 1}, "unknown option"),
+        ({"temperature": "inf"}, r"Example.temperature holds inf, which makes every number .* \(default: 0.07\)"),
+        ({"temperature": "-inf"}, "Example.temperature holds -inf"),
+        ({"temperature": float("nan")}, "Example.temperature holds nan"),
     ],
 )
 def test_bad_values_name_the_field(overrides, message):

@@ -1,11 +1,14 @@
 """Images and masks in every mode a dataset copy may hold come out as the pixel values expected."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from zsadbench.datasets.io import read_mask, read_rgb
+from zsadbench.errors import DataWarning
 
 GRAY = np.array([[0, 1, 127], [128, 254, 255]], np.uint8)
 
@@ -107,3 +110,21 @@ def test_masks_in_every_mode_mark_the_same_pixels(mode, tmp_path):
         image = Image.fromarray(gray).convert(mode)
     image.save(tmp_path / "m.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), truth)
+
+
+@pytest.mark.parametrize(("bits", "top"), [(10, 1023), (12, 4095), (12, 3000), (14, 16383)])
+def test_data_of_fewer_bits_stored_unscaled_in_16_bits_is_rescaled_with_a_warning(tmp_path, bits, top):
+    levels = np.array([[0, top // 3], [top // 2, top]], np.uint16)
+    Image.fromarray(levels).save(tmp_path / "raw.png")
+    with pytest.warns(DataWarning, match=rf"raw.png: 16-bit samples no larger than {top} hold {bits}-bit data"):
+        pixels = read_rgb(tmp_path / "raw.png")
+    expected = np.round(levels.astype(np.float64) * 255 / (2**bits - 1)).astype(np.uint8)
+    assert np.array_equal(pixels[..., 0], expected) and np.array_equal(pixels[..., 2], expected)
+
+
+def test_16_bit_data_using_the_full_range_is_read_without_a_warning(tmp_path):
+    Image.fromarray(np.array([[0, 300], [40000, 65535]], np.uint16)).save(tmp_path / "full.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pixels = read_rgb(tmp_path / "full.png")
+    assert pixels[..., 0].tolist() == [[0, 1], [156, 255]]

@@ -144,13 +144,15 @@ def test_a_promptad_seed_folder_replays_its_indices_into_the_sorted_images(data_
 @pytest.mark.parametrize(
     ("content", "expected"),
     [("#2: 0\n", "lists 1 indices; it needs 2"), ("#1: 7\n", "index 7 is outside the 3 normal training images"),
-     ("one two\n", "expected a line like")],
+     ("one two\n", "expected a line like"), ("#1: 0\n#1: 1\n", "a second draw for toy/alpha 1-shot every seed"),
+     ("#2: 1 1\n#1: 0\n", "lists index 1 twice")],
 )
 def test_bad_seed_files_name_the_file_and_line(data_root, tmp_path, capsys, content, expected):
     seeds = tmp_path / "seeds_toy"
-    (seeds / "alpha").mkdir(parents=True)
-    (seeds / "alpha" / "selected_samples_per_run.txt").write_text(content)
-    code = run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy", "--shots", "1,2",
+    for category, text in (("alpha", content), ("beta", "#1: 0\n")):
+        (seeds / category).mkdir(parents=True)
+        (seeds / category / "selected_samples_per_run.txt").write_text(text)
+    code = run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy", "--shots", "1",
                "--support-manifest", str(seeds), "--data-root", str(data_root), "--out", str(tmp_path / "out"))
     err = " ".join(capsys.readouterr().err.split())
     assert code == 1 and expected in err and "selected_samples_per_run.txt" in err
@@ -197,3 +199,44 @@ def test_reused_cells_of_another_thread_count_or_batch_size_are_named(data_root,
     err = " ".join(capsys.readouterr().err.split())
     assert "2 of the 2 cells reused" in err and "with 1 thread (" in err and "2 threads, batch size 2)" in err and "--force" in err
     assert "batch size 2 (" not in err.split("this run:")[0]  # the batch size matched, so it is not named
+
+
+def _record(category: str, shots: int, seed: int, files: list[str]) -> str:
+    return json.dumps({"dataset": "toy", "category": category, "shots": shots, "seed": seed, "files": files})
+
+
+FULL = [_record(c, 1, 0, [f"{c}/train/good/000.png"]) for c in ("alpha", "beta")]
+
+
+@pytest.mark.parametrize(
+    ("lines", "args", "expected"),
+    [
+        (FULL, ("--seeds", "1"), "holds no draw for toy/alpha 1-shot seed=1"),
+        (FULL, ("--shots", "1,2"), "holds no draw for toy/alpha 2-shot seed=0"),
+        (FULL[:1], (), "holds no draw for toy/beta 1-shot seed=0 (it holds toy/alpha 1-shot seed=0)"),
+        ([_record("gamma", 1, 0, ["gamma/train/good/000.png"])], (), "holds no draw for toy/alpha 1-shot seed=0"),
+        ([], (), "the file holds no support records"),
+        (FULL + FULL[:1], (), "a second draw for toy/alpha 1-shot seed=0 (the first is at"),
+        ([_record("alpha", 2, 0, ["alpha/train/good/000.png"] * 2)], ("--shots", "2"),
+         "lists file alpha/train/good/000.png twice"),
+    ],
+)
+def test_a_manifest_replays_every_draw_or_refuses_with_one_line(data_root, tmp_path, capsys, lines, args, expected):
+    manifest = tmp_path / "support.jsonl"
+    manifest.write_text("".join(line + "\n" for line in lines))
+    options = {"--shots": "1", "--seeds": "0", **dict(zip(args[::2], args[1::2]))}
+    code = run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy",
+               *(x for pair in options.items() for x in pair), "--support-manifest", str(manifest),
+               "--data-root", str(data_root), "--out", str(tmp_path / "out"))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and expected in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "results.sqlite").exists()  # refused before anything ran
+
+
+def test_a_manifest_that_is_not_utf8_is_named(data_root, tmp_path, capsys):
+    manifest = tmp_path / "support.jsonl"
+    manifest.write_bytes(FULL[0].encode() + b"\n\xff\xfe\n")
+    code = run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "toy", "--shots", "1",
+               "--support-manifest", str(manifest), "--data-root", str(data_root), "--out", str(tmp_path / "out"))
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and f"{manifest}: not UTF-8 text" in err

@@ -213,3 +213,15 @@ def test_missing_ray_is_one_line_naming_the_extra(data_root, tmp_path):
     assert lines[-1].startswith("ConfigError: --executor ray needs Ray") and 'pip install "zsadbench[ray]"' in lines[-1]
     assert "Traceback" not in result.stderr
     assert not ResultStore(tmp_path / "out").rows()
+
+
+def test_an_address_where_nothing_answers_fails_within_the_time_limit(data_root, tmp_path, capsys):
+    pytest.importorskip("ray", reason="needs the ray extra (pip install 'zsadbench[ray]')")
+    port = _free_port()  # bound and released: nothing listens there
+    started = time.monotonic()
+    code = main(["run", *PLUGINS, "--method", "toy", "--datasets", "toy", "--data-root", str(data_root), "--out",
+                 str(tmp_path / "out"), "--no-table", "--executor", "ray", "--address", f"127.0.0.1:{port}"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and time.monotonic() - started < 60
+    assert f"ConfigError: --address 127.0.0.1:{port}: nothing answers there within 10 s" in err
+    assert "Traceback" not in err

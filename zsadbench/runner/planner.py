@@ -7,7 +7,7 @@ from .. import registry
 from ..config import MethodConfig
 from ..errors import ConfigError, DataError
 from ..method import Method, fit_kind
-from ..store.manifest import Draw, DrawKey, load_replay
+from ..store.manifest import Draw, DrawKey, describe_key, load_replay
 from .identity import WeightsSpec, index_digest
 from .plan import Cell, FitGroup, RunConfig, auxiliary_for, check_overrides_used, override_variants
 from zsadbench.datasets.base import DatasetAdapter
@@ -129,7 +129,23 @@ def build_plan(config: RunConfig) -> Plan:
                 groups.extend(_groups(spec, shots, seed, adapters, auxiliaries, config, notes))
     if not groups:
         raise ConfigError("the plan is empty: " + ("; ".join(notes) or "nothing to run"))
+    if replay is not None:
+        _check_replay_covers(replay, groups, config.support_manifest)
     return Plan(config, methods, adapters, auxiliaries, groups, notes, replay)
+
+
+def _check_replay_covers(replay: dict[DrawKey, Draw], groups: list[FitGroup], source: object) -> None:
+    """Every few-shot group of a replayed run needs its draw in the manifest: none falls back to a random one."""
+    for group in groups:
+        if group.shots == 0 or group.dataset is None or group.category is None:
+            continue
+        key = (group.dataset, group.category, group.shots, group.seed)
+        if key not in replay and key[:3] + (None,) not in replay:
+            held = sorted({describe_key(k) for k in replay})
+            shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+            raise ConfigError(f"--support-manifest {source} holds no draw for {describe_key(key)} (it holds {shown}); "
+                              "run only what it covers (--datasets, --shots, --seeds), or leave out "
+                              "--support-manifest to draw the support at random")
 
 
 def _cell(spec: MethodSpec, adapters, dataset: str, category: str, shots: int, seed: int, aux: str, config: RunConfig) -> Cell:

@@ -190,9 +190,32 @@ def execute_plan_ray(
             ray.shutdown()
 
 
+#: Seconds to wait for a TCP answer from ``--address`` before giving up (Ray itself retries for minutes).
+CONNECT_TIMEOUT_S = 10.0
+
+
+def probe(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise :class:`ConfigError` when nothing answers at a ``[ray://]HOST:PORT`` address within ``timeout``
+    seconds; other forms (``auto``, ``local``) are left to Ray."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"--address {address}: nothing answers there within {timeout:g} s ({exc.strerror or exc}); check the "
+            "HOST:PORT that `ray start --head` printed and that the cluster is up, or omit --address for a local one"
+        ) from None
+
+
 def _connect(ray, address: str | None) -> None:
     import logging
 
+    if address:
+        probe(address)
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                  configure_logging=True)

@@ -76,7 +76,7 @@ def load_replay(path: str | Path) -> dict[DrawKey, Draw]:
     if not path.is_file():
         raise ConfigError(f"--support-manifest {path}: no such file or folder")
     draws: dict[DrawKey, Draw] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -87,8 +87,39 @@ def load_replay(path: str | Path) -> dict[DrawKey, Draw]:
             raise ConfigError(
                 f"{path}:{number}: not a support record ({exc}); each line needs dataset, category, shots, seed, files"
             ) from None
-        draws[key] = Draw(files=files, source=f"{path}:{number}")
+        _no_repeats(files, f"{path}:{number}", "file")
+        _add(draws, key, Draw(files=files, source=f"{path}:{number}"))
+    if not draws:
+        raise ConfigError(f"--support-manifest {path}: the file holds no support records; pass the support.jsonl "
+                          "of a finished few-shot run (OUT/manifests/support.jsonl)")
     return draws
+
+
+def describe_key(key: DrawKey) -> str:
+    """``dataset/category k-shot seed=S`` (or ``every seed``) for messages."""
+    dataset, category, shots, seed = key
+    return f"{dataset}/{category} {shots}-shot " + ("every seed" if seed is None else f"seed={seed}")
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded); a support manifest is a "
+                          "UTF-8 file, save it as UTF-8") from None
+
+
+def _no_repeats(items: tuple, source: str, what: str) -> None:
+    repeated = next((item for i, item in enumerate(items) if item in items[:i]), None)
+    if repeated is not None:
+        raise ConfigError(f"{source}: lists {what} {repeated} twice; a support draw holds distinct images")
+
+
+def _add(draws: dict[DrawKey, Draw], key: DrawKey, draw: Draw) -> None:
+    if key in draws:
+        raise ConfigError(f"{draw.source}: a second draw for {describe_key(key)} (the first is at "
+                          f"{draws[key].source}); keep one of them")
+    draws[key] = draw
 
 
 _SEED_LINE = re.compile(r"^\s*#\s*(\d+)\s*:\s*([\d\s]+)$")
@@ -104,7 +135,7 @@ def _seed_folder(folder: Path) -> dict[DrawKey, Draw]:
     dataset = match.group(1)
     draws: dict[DrawKey, Draw] = {}
     for file in sorted(folder.glob("*/selected_samples_per_run.txt")):
-        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(_text(file).splitlines(), 1):
             if not line.strip():
                 continue
             parsed = _SEED_LINE.match(line)
@@ -113,7 +144,8 @@ def _seed_folder(folder: Path) -> dict[DrawKey, Draw]:
             shots, indices = int(parsed.group(1)), tuple(int(i) for i in parsed.group(2).split())
             if len(indices) != shots:
                 raise ConfigError(f"{file}:{number}: '#{shots}:' lists {len(indices)} indices; it needs {shots}")
-            draws[(dataset, file.parent.name, shots, None)] = Draw(indices=indices, source=f"{file}:{number}")
+            _no_repeats(indices, f"{file}:{number}", "index")
+            _add(draws, (dataset, file.parent.name, shots, None), Draw(indices=indices, source=f"{file}:{number}"))
     if not draws:
         raise ConfigError(f"--support-manifest {folder}: no <category>/selected_samples_per_run.txt found")
     return draws
