@@ -131,3 +131,23 @@ def test_rescore_names_an_edited_artifact_by_its_checksum_and_rescores_the_rest(
     err = one_line(capsys.readouterr().err)
     assert f"rescored {len(cells) - 1} cells" in err
     assert f"damaged cell {cells[0]}: {out / 'cells' / cells[0]}.npz is damaged (its arrays do not match the checksum" in err
+
+
+def test_a_damaged_trained_state_is_trained_again_with_a_warning(data_root, tmp_path, monkeypatch):
+    import shutil
+
+    marker = tmp_path / "fits.txt"
+    monkeypatch.setenv("TOY_FIT_MARKER", str(marker))
+    out = tmp_path / "out"
+    args = ("--plugin", "toy_plugins:ToyTrainedMethod", "--method", "toytrained", "--datasets", "toy", "--aux", "toy",
+            "--data-root", str(data_root), "--out", str(out))
+    assert run(*args) == 0
+    before = {r.cell_id: r.metrics for r in ResultStore(out).rows()}
+    (state,) = (out / "cache" / "states").glob("*.pt")
+    state.write_bytes(state.read_bytes()[:40])
+    (out / "results.sqlite").unlink()
+    shutil.rmtree(out / "cells")
+    with pytest.warns(RuntimeWarning, match=f"the trained state {state} cannot be read"):
+        assert run(*args) == 0
+    assert marker.read_text().splitlines() == ["toy", "toy"]  # trained once more, not failed
+    assert {r.cell_id: r.metrics for r in ResultStore(out).rows()} == before

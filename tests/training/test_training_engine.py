@@ -124,10 +124,27 @@ def test_an_unreadable_checkpoint_is_removed_and_the_fit_starts_over(tmp_path):
     checkpoints.path.parent.mkdir(parents=True)
     checkpoints.path.write_bytes(b"not a checkpoint")
     data = FitData("auxiliary", batches, 6, "toy", checkpoints=checkpoints)
-    with pytest.warns(UserWarning, match="unreadable training checkpoint"):
+    with pytest.warns(RuntimeWarning, match=f"training checkpoint {checkpoints.path} cannot be read"):
         trainer = EpochTrainer(data, "Toy", 2)
     assert trainer.done == 0 and not checkpoints.path.exists()
     assert len(trainer.fit(_one_stage(data, 1.0))) == 2 and checkpoints.latest()[0] == 2
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage" * 40, None])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before_and_ends_the_same(tmp_path, damage):
+    whole_first, whole_second, whole_history, _ = two_stage_fit(None)
+    checkpoints = FailingAfter(tmp_path / "ckpt", 3)
+    with pytest.raises(Interrupted):
+        two_stage_fit(checkpoints)
+    raw = checkpoints.path.read_bytes()
+    checkpoints.path.write_bytes(raw[: len(raw) // 2] if damage is None else damage)  # truncated, empty, garbage
+    with pytest.warns(RuntimeWarning, match="last.pt cannot be read"):
+        first, second, history, trainer = two_stage_fit(checkpoints)
+    assert trainer.done == 2  # resumed from previous.pt, epoch 2
+    for got, want in ((first, whole_first), (second, whole_second)):
+        for key, value in want.state_dict().items():
+            assert torch.equal(got.state_dict()[key], value), key
+    assert history == whole_history and checkpoints.latest()[0] == 5
 
 
 def test_a_checkpoint_of_another_layout_is_not_resumed(tmp_path):

@@ -17,6 +17,7 @@ import json
 import random
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,7 +188,12 @@ def _trained_state(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, ste
     path = out / "cache" / "states" / f"{key}.pt"
     checkpoints = EpochCheckpoints(out / "cache" / "checkpoints" / key)
     if path.is_file() and not config.force:
-        return torch.load(path, map_location="cpu", weights_only=True), {"state": key, "state_reused": True}
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True), {"state": key, "state_reused": True}
+        except Exception as exc:  # noqa: BLE001 - any unreadable state is trained again
+            warnings.warn(f"{spec.key}: the trained state {path} cannot be read ({type(exc).__name__}); it is "
+                          "removed and the method trains again", RuntimeWarning, stacklevel=2)
+            path.unlink(missing_ok=True)
     if config.force:
         checkpoints.clear()
     seed_everything(group.seed, config.threads)

@@ -10,10 +10,8 @@ reaches.
 """
 from __future__ import annotations
 
-import pickle
 import random
 import warnings
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,13 +193,7 @@ def _resume_point(data: FitData, owner: str) -> tuple[int, dict[str, Any] | None
     """``(epochs finished, checkpoint)`` of the fit's newest readable checkpoint; ``(0, None)`` without one."""
     if data.checkpoints is None:
         return 0, None
-    try:
-        found = data.checkpoints.latest()
-    except (RuntimeError, EOFError, OSError, KeyError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-        warnings.warn(f"{owner}: unreadable training checkpoint {data.checkpoints.path} ({type(exc).__name__}); "
-                      "training starts over", stacklevel=3)
-        data.checkpoints.clear()
-        return 0, None
+    found = data.checkpoints.latest()  # skips (and warns about) checkpoints that cannot be read
     if found is None:
         return 0, None
     epoch, state = found
