@@ -151,3 +151,48 @@ def test_a_damaged_trained_state_is_trained_again_with_a_warning(data_root, tmp_
         assert run(*args) == 0
     assert marker.read_text().splitlines() == ["toy", "toy"]  # trained once more, not failed
     assert {r.cell_id: r.metrics for r in ResultStore(out).rows()} == before
+
+
+def _edit_store(out: Path, statement: str) -> None:
+    import sqlite3
+
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        conn.execute(statement)
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        ("folder", "results.sqlite is not a file (a folder?), so it cannot be a results store; move it aside"),
+        ("out-file", "is a file, not a folder; pass a folder"),
+        ("UPDATE meta SET value = 'two' WHERE key = 'schema_version'",
+         "records schema_version 'two', which no zsadbench writes"),
+        ("UPDATE cells SET metrics_json = 'not json'", "cannot be read (Expecting value"),
+        ("UPDATE cells SET provenance_json = '[1,'", "cannot be read ("),
+    ],
+)
+def test_store_conditions_get_one_line_naming_the_path_and_the_fix(data_root, tmp_path, capsys, damage, expected):
+    out = tmp_path / "out"
+    if damage == "folder":
+        (out / "results.sqlite").mkdir(parents=True)
+    elif damage == "out-file":
+        out.write_text("a file where the folder should be")
+    else:
+        assert toy(data_root, out) == 0
+        _edit_store(out, damage)
+    capsys.readouterr()
+    for command in (lambda: toy(data_root, out), lambda: main(["table", "--out", str(out)])):
+        assert command() == 1
+        err = one_line(capsys.readouterr().err)
+        assert expected in err and str(out) in err and "Traceback" not in err
+
+
+def test_table_write_onto_a_file_is_one_line(data_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert toy(data_root, out) == 0
+    target = tmp_path / "tables.md"
+    target.write_text("keep me")
+    capsys.readouterr()
+    assert main(["table", "--out", str(out), "--write", str(target)]) == 1
+    assert f"--write {target}: that is a file" in one_line(capsys.readouterr().err)
+    assert target.read_text() == "keep me"

@@ -57,6 +57,9 @@ def execute(args: argparse.Namespace) -> int:
     for name in args.metrics or ():
         if name not in METRICS:
             raise ConfigError(f"--metrics: unknown metric {name!r}; known: {', '.join(METRICS)}")
+    if args.write is not None and args.write.exists() and not args.write.is_dir():
+        raise ConfigError(f"--write {args.write}: that is a file; --write takes a folder the tables are written into "
+                          "(created if missing)")
     frame = results_frame(args.out)
     if args.layout == "paper":
         return _paper(args, frame)

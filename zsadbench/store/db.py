@@ -91,6 +91,7 @@ class ResultStore:
     @contextmanager
     def _connect(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
         with self.writing(self.db_path):
+            self._check_paths()
             self.out.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             try:
@@ -118,7 +119,12 @@ class ResultStore:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "meta" in tables:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            found = int(row[0]) if row else 0
+            try:
+                found = int(row[0]) if row else 0
+            except (TypeError, ValueError):
+                raise StoreError(f"{self.db_path} records schema_version {row[0]!r}, which no zsadbench writes: it was "
+                                 "edited or is not a zsadbench store; move it aside and run `zsadbench rescore --out "
+                                 f"{self.out} --rebuild` to rebuild it from {self.out / 'cells'}") from None
             if found != SCHEMA_VERSION:
                 newer = found > SCHEMA_VERSION
                 raise StoreError(
@@ -167,7 +173,16 @@ class ResultStore:
             "run the same command again; every finished cell is kept"
         )
 
+    def _check_paths(self) -> None:
+        if self.out.exists() and not self.out.is_dir():
+            raise StoreError(f"--out {self.out} is a file, not a folder; pass a folder (it is created if missing)")
+        if self.db_path.exists() and not self.db_path.is_file():
+            raise StoreError(f"{self.db_path} is not a file (a folder?), so it cannot be a results store; move it "
+                             "aside or pass another --out")
+
     def exists(self) -> bool:
+        """Whether the folder holds a results store (a folder or file in the wrong place is an error)."""
+        self._check_paths()
         return self.db_path.is_file()
 
     # -- cells ------------------------------------------------------------------------------------
@@ -208,12 +223,16 @@ class ResultStore:
         with self._connect() as conn:
             conn.row_factory = sqlite3.Row
             records = conn.execute("SELECT * FROM cells ORDER BY created_at").fetchall()
-        return [
-            StoredCell.from_record(
-                {**dict(r), "metrics": json.loads(r["metrics_json"]), "provenance": json.loads(r["provenance_json"])}
-            )
-            for r in records
-        ]
+        return [self._cell(dict(r)) for r in records]
+
+    def _cell(self, row: dict) -> StoredCell:
+        try:
+            return StoredCell.from_record({**row, "metrics": json.loads(row["metrics_json"]),
+                                           "provenance": json.loads(row["provenance_json"])})
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"{self.db_path}: the row of cell {row.get('cell_id')} cannot be read ({exc}); move the "
+                             f"store aside and run `zsadbench rescore --out {self.out} --rebuild` to rebuild it from "
+                             f"{self.out / 'cells'}") from None
 
     def to_frame(self) -> pd.DataFrame:
         """The store as the DataFrame that :func:`zsadbench.tables.make_table` takes (one row per cell)."""
