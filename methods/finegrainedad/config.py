@@ -7,7 +7,7 @@ margin of the triplet loss is 1 (PromptAD: 0) and the classification prompts tra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from zsadbench.constraints import AT_LEAST_ONE, NON_NEGATIVE, Constraints, CrossCheck, CrossChecks
 from zsadbench.methods.promptad import PromptADConfig
@@ -36,11 +36,19 @@ class FineGrainedADConfig(PromptADConfig):
     of all levels' scores); ``query_heads`` heads of the Query Former's cross-attention; ``image_reweight``
     multiplies the token scores by ``N · softmax`` of the image-level scores over the ``N`` tokens (Eq. 6).
 
+    Image score ``1 / (1/max M + 1/S_i)``, the maximum over ``M`` at ``image_score_size`` px as PromptAD's:
+    ``image_score="released"`` takes ``M`` the memory map (PromptAD's rule, what the released code computes),
+    ``"eq8"`` the fused pixel map of Eq. 7 (the paper's Eq. 8).
+    ``S_i``, the CLS feature's text score: ``cls_level="query_former"`` scores it with the level whose Query Former
+    output is most similar, as the tokens (the released code; the classification prompts then cover every level),
+    ``"image"`` with the image-level prompts (the paper's Eq. 8).
+
     ``as_shipped`` reproduces the released code where it departs from the paper: clustering on similarities to the
     components and background in both stages, with the code's effective k (1 when two clusters are asked for,
     counting the token itself), TCFormer's nearest-centre assignment and tie noise, no prompt-chosen centres, the
     first shot's foreground for every shot; region weights applied by scaling the features; the margin loss summed
-    over tokens; a Query Former whose queries each see one key and which is never trained.
+    over tokens; a Query Former whose queries each see one key and which is never trained. It requires the released
+    image score and CLS level (their defaults).
     """
 
     eam_margin: float = 1.0
@@ -58,6 +66,8 @@ class FineGrainedADConfig(PromptADConfig):
     query_heads: int = 8
     token_wise: bool = True
     image_reweight: bool = False
+    image_score: Literal["released", "eq8"] = "released"
+    cls_level: Literal["query_former", "image"] = "query_former"
     as_shipped: bool = False
 
     _parameter_constraints: ClassVar[Constraints] = {
@@ -73,4 +83,10 @@ class FineGrainedADConfig(PromptADConfig):
     _cross_checks: ClassVar[CrossChecks] = (
         CrossCheck(("cluster_size", "image_size"), lambda c: c.cluster_size % c.image_size == 0,
                    "cluster_size={cluster_size} must be a multiple of image_size={image_size}, such as 4 × {image_size}"),
+        CrossCheck(("image_score", "as_shipped"), lambda c: not c.as_shipped or c.image_score == "released",
+                   "image_score={image_score!r} contradicts as_shipped=True, which reproduces the released code's "
+                   "image score ('released')"),
+        CrossCheck(("cls_level", "as_shipped"), lambda c: not c.as_shipped or c.cls_level == "query_former",
+                   "cls_level={cls_level!r} contradicts as_shipped=True, which reproduces the released code's "
+                   "CLS level ('query_former')"),
     )

@@ -4,6 +4,7 @@
 ones), builds the multi-level prompts, finds each level's region in the support shots (language-guided
 progressive region aggregation at ``cluster_size`` px), trains the prompts, Attr-MoE weights and Query Former on
 the shots, and keeps PromptAD's visual memory; ``predict`` scores every token with its own level's prompts.
+With ``image_score="eq8"`` the image scores fuse the pixel map's maximum instead of the memory map's (Eq. 8).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, ClassVar
 
 from zsadbench.lazy import deferred
 from zsadbench.methods.promptad import PromptAD
+from zsadbench.types import Batch, Prediction
 
 from .config import FineGrainedADConfig
 
@@ -20,6 +22,9 @@ nn = deferred("torch.nn")
 Phase = deferred("zsadbench.methods.promptad", "Phase")
 VisualFeatures = deferred("zsadbench.methods.promptad", "VisualFeatures")
 extract = deferred("zsadbench.methods.promptad", "extract")
+smooth = deferred("zsadbench.maps", "smooth")
+upsample = deferred("zsadbench.maps", "upsample")
+eq8_scores = deferred(".model", "eq8_scores", __package__)
 load_captions = deferred(".mfsc", "load_captions", __package__)
 FineGrainedADHead = deferred(".model", "FineGrainedADHead", __package__)
 paper_regions = deferred(".regions", "paper_regions", __package__)
@@ -32,7 +37,7 @@ class FineGrainedAD(PromptAD):
     """FineGrainedAD; see :class:`~.config.FineGrainedADConfig` for every hyper-parameter."""
 
     name: ClassVar[str] = "finegrainedad"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     label: ClassVar[str] = "FineGrainedAD"
     config_class: ClassVar[type[FineGrainedADConfig]] = FineGrainedADConfig
     random_init_overrides: ClassVar[dict[str, Any]] = {
@@ -43,6 +48,18 @@ class FineGrainedAD(PromptAD):
     paper: ClassVar[str] = "Towards Fine-Grained Vision-Language Alignment for Few-Shot Anomaly Detection (PR 2026)"
 
     config: FineGrainedADConfig
+
+    def predict(self, batch: Batch) -> Prediction:
+        """PromptAD's prediction; with ``image_score="eq8"`` the image scores of Eq. 8 (same maps)."""
+        if self.config.image_score == "released":
+            return super().predict(batch)
+        self.check_fitted()
+        self._check_batch(batch)
+        cfg = self.config
+        scores = self.head_.scores(self._features(batch.image, None))
+        pixel, image = eq8_scores(scores, self.backbone_.grid_size, cfg.image_score_size)
+        maps = smooth(upsample(pixel, cfg.map_size)[:, 0], cfg.sigma)
+        return Prediction(pred_score=image.float().cpu(), anomaly_map=maps, stats=scores.stats)
 
     def _build_head(self, dataset: str, category: str, originals: list[Callable[[], torch.Tensor]],
                     state: dict | None = None) -> nn.Module:
@@ -59,7 +76,7 @@ class FineGrainedAD(PromptAD):
         backbone = self.backbone_
 
         def encode(tiles: torch.Tensor) -> torch.Tensor:
-            return extract(backbone, tiles, cfg.memory_layers, precision=self.precision).patches
+            return extract(backbone, tiles, cfg.memory_layers, memory_tap=cfg.memory_tap, precision=self.precision).patches
 
         tokens = tiled_tokens(encode, [o.to(self.device) for o in originals], cfg.cluster_size, cfg.image_size)
         with torch.no_grad():
@@ -80,5 +97,5 @@ class FineGrainedAD(PromptAD):
         head, cfg = self.head_, self.config
         phases = [Phase("seg", cfg.epochs_seg, head.trained_parameters(), lambda: head.seg_loss(shots))]
         if head.cls is not None:
-            phases.append(Phase("cls", cfg.epochs_cls, list(head.cls.parameters()), lambda: head.cls_loss(shots)))
+            phases.append(Phase("cls", cfg.epochs_cls, head.cls_parameters(), lambda: head.cls_loss(shots)))
         return phases

@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zsadbench.backbones import ClipBackbone, PromptTextEncoder
+from zsadbench.maps import upsample
 from zsadbench.methods.promptad import (
     GroupFeatures,
     PromptBank,
@@ -34,6 +35,29 @@ def token_wise_scores(z: torch.Tensor, normal: torch.Tensor, abnormal: torch.Ten
     Returns the scores ``[B, N]`` and the chosen levels ``[B, N]``."""
     pick = (z @ F.normalize(intrinsic, dim=-1).T).argmax(dim=-1)
     return text_score(z, normal[pick], abnormal[pick], scale), pick
+
+
+def cls_scores(cls: torch.Tensor, normal: torch.Tensor, abnormal: torch.Tensor, intrinsic: torch.Tensor | None,
+               scale: float) -> torch.Tensor:
+    """``S_i`` of CLS features ``[B, D]``: with ``intrinsic`` (``[L, D]``) scored with the level its Query Former output
+    picks, as a token is; without, with the first (image) level's anchors."""
+    if intrinsic is None:
+        return text_score(cls, normal[0], abnormal[0], scale)
+    return token_wise_scores(cls[:, None], normal, abnormal, intrinsic, scale)[0][:, 0]
+
+
+def harmonic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``1 / (1/a + 1/b)``, PromptAD's fusion (Eq. 7 and 8)."""
+    return 1.0 / (1.0 / a.clamp_min(1e-12) + 1.0 / b.clamp_min(1e-12))
+
+
+def eq8_scores(scores: Scores, grid: tuple[int, int], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 7 and 8: the pixel maps ``M_pix = 1/(1/M_v + 1/M_p)`` ``[B, 1, h, w]`` on the token grid and the image
+    scores ``1/(1/max M_pix + 1/S_i)`` ``[B]``, the maximum taken over ``M_pix`` bilinearly upsampled to ``size`` px
+    (0: over the grid), where PromptAD takes the memory map's."""
+    pixel = harmonic(scores.text, scores.visual).float().reshape(len(scores.text), 1, *grid)
+    peak = pixel if size == 0 else upsample(pixel, size)
+    return pixel, harmonic(peak.amax(dim=(1, 2, 3)), scores.image_text)
 
 
 def image_reweighted(text: torch.Tensor, image_level: torch.Tensor) -> torch.Tensor:
@@ -89,13 +113,20 @@ class FineGrainedADHead(nn.Module):
         self.components = [name for name in self.levels if name.startswith("component:")]
         common = dict(n_ctx=cfg.n_ctx, n_pro_ab=cfg.n_pro_ab, n_ctx_ab=cfg.n_ctx_ab, init_std=cfg.ctx_init_std)
         self.seg = PromptBank(text, groups, n_pro=cfg.n_pro_seg, **common)
-        self.cls = PromptBank(text, {"image": groups["image"]}, n_pro=cfg.n_pro_cls, **common) if cfg.epochs_cls > 0 else None
-        self.mixer = AttributeMixer(len(COMPONENT_ATTRIBUTES), cfg.attr_weight_init_std) if cfg.attribute_prompts else None
+        all_levels = cfg.cls_level == "query_former"
+        cls_groups = groups if all_levels else {"image": groups["image"]}
+        self.cls = PromptBank(text, cls_groups, n_pro=cfg.n_pro_cls, **common) if cfg.epochs_cls > 0 else None
+        self.mixer = self._mixer() if cfg.attribute_prompts else None
         self.query = QueryFormer(len(self.levels), backbone.embed_dim, cfg.query_heads, one_to_one=cfg.as_shipped)
+        # the classification prompts of every level have their own Attr-MoE weights, as the released cls run
+        self.cls_mixer = self._mixer() if cfg.attribute_prompts and all_levels and self.cls is not None else None
         self.scale = logit_scale(backbone, cfg.logit_scale)
         self.memory: list[torch.Tensor] = []
         self.weights: torch.Tensor | None = None  # [L, K, N] region loss weights, for training only
         self.frozen: tuple | None = None  # inference-time text features, set by freeze()
+
+    def _mixer(self) -> AttributeMixer:
+        return AttributeMixer(len(COMPONENT_ATTRIBUTES), self.cfg.attr_weight_init_std)
 
     def remember(self, shots: VisualFeatures) -> None:
         self.memory = [m.reshape(-1, m.shape[-1]).detach() for m in shots.memory]
@@ -105,28 +136,37 @@ class FineGrainedADHead(nn.Module):
         params = list(self.seg.parameters()) + (list(self.mixer.parameters()) if self.mixer is not None else [])
         return params + ([] if self.cfg.as_shipped else list(self.query.parameters()))
 
-    def level_features(self) -> dict[str, GroupFeatures]:
-        """Raw features of every level, components mixed with their attribute prompts."""
-        groups = self.seg()
-        out = {name: groups[name] for name in self.levels}
-        if self.mixer is not None:
+    def cls_parameters(self) -> list[nn.Parameter]:
+        """What the classification phase optimises: its prompts and Attr-MoE weights."""
+        mixer = list(self.cls_mixer.parameters()) if self.cls_mixer is not None else []
+        return list(self.cls.parameters()) + mixer
+
+    def level_features(self, cls: bool = False) -> dict[str, GroupFeatures]:
+        """Raw features of every level of the segmentation (or ``cls``: classification) prompts, in level order,
+        components mixed with their attribute prompts."""
+        bank, mixer = (self.cls, self.cls_mixer) if cls else (self.seg, self.mixer)
+        groups = bank()
+        out = {name: groups[name] for name in self.levels if name in groups}
+        if mixer is not None:
             for i, name in enumerate(self.components):
                 attrs = {a: groups[f"attr:{i}:{attr}"] for a, attr in enumerate(COMPONENT_ATTRIBUTES)
                          if f"attr:{i}:{attr}" in groups}
-                out[name] = self.mixer(out[name], attrs)
+                out[name] = mixer(out[name], attrs)
         return out
 
-    def anchors(self, levels: dict[str, GroupFeatures]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[L, D]`` normal and abnormal anchors in level order."""
-        return (torch.stack([levels[n].normal_anchor for n in self.levels]),
-                torch.stack([levels[n].abnormal_anchor for n in self.levels]))
+    @staticmethod
+    def anchors(levels: dict[str, GroupFeatures]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[L, D]`` normal and abnormal anchors in the order of ``levels``."""
+        return (torch.stack([g.normal_anchor for g in levels.values()]),
+                torch.stack([g.abnormal_anchor for g in levels.values()]))
 
     # -- losses ------------------------------------------------------------------------------------
     def level_loss(self, z: torch.Tensor, group: GroupFeatures, weights: torch.Tensor | None) -> torch.Tensor:
-        """CLIP + triplet + mean losses of one level; ``weights [K, N]`` stress the level's region."""
+        """CLIP + triplet + mean losses of one level on features ``z`` (patch tokens ``[K, N, D]`` or CLS ``[K, D]``);
+        ``weights [K, N]`` stress the level's region."""
         cfg = self.cfg
         align = cfg.lambda_align * mean_alignment_loss(group.handcrafted, group.learned)
-        if cfg.as_shipped:
+        if cfg.as_shipped:  # on CLS features [K, D] the token-summed margin loss is the squared-distance one
             scaled = z if weights is None else z * weights[..., None]
             return (v2t_loss(scaled, group.normal_anchor, group.abnormal, self.scale)
                     + token_summed_triplet_loss(scaled, group.normal_anchor, group.abnormal_anchor, cfg.eam_margin) + align)
@@ -151,26 +191,27 @@ class FineGrainedADHead(nn.Module):
         return losses
 
     def cls_loss(self, shots: VisualFeatures) -> dict[str, torch.Tensor]:
-        cfg = self.cfg
-        group = self.cls()["image"]
-        loss = (v2t_loss(shots.cls, group.normal_anchor, group.abnormal, self.scale)
-                + triplet_loss(shots.cls, group.normal_anchor, group.abnormal_anchor, cfg.eam_margin, squared=cfg.as_shipped)
-                + cfg.lambda_align * mean_alignment_loss(group.handcrafted, group.learned))
-        return {"total": loss}
+        """The level losses of the classification prompts on the CLS features, unweighted, summed over their levels
+        (the image level only with ``cls_level="image"``)."""
+        levels = self.level_features(cls=True)
+        return {"total": torch.stack([self.level_loss(shots.cls, g, None) for g in levels.values()]).sum()}
 
     # -- inference ---------------------------------------------------------------------------------
     @torch.no_grad()
     def freeze(self) -> None:
         """Encode the trained prompts (and the Query Former's output) once for inference."""
-        levels = self.level_features()
-        normal, abnormal = self.anchors(levels)
-        cls_group = self.cls()["image"] if self.cls is not None else levels["image"]
-        self.frozen = (normal, abnormal, self.query(normal, abnormal), cls_group)
+        normal, abnormal = self.anchors(self.level_features())
+        intrinsic = self.query(normal, abnormal)
+        cls = (normal, abnormal) if self.cls is None else self.anchors(self.level_features(cls=True))
+        cls_intrinsic = None
+        if self.cfg.cls_level == "query_former":
+            cls_intrinsic = intrinsic if self.cls is None else self.query(*cls)
+        self.frozen = (normal, abnormal, intrinsic, (*cls, cls_intrinsic))
 
     @torch.no_grad()
     def scores(self, query: VisualFeatures) -> Scores:
         cfg = self.cfg
-        normal, abnormal, intrinsic, cls_group = self.frozen
+        normal, abnormal, intrinsic, cls = self.frozen
         z = query.patches
         stats: dict[str, torch.Tensor] = {}
         if cfg.token_wise:
@@ -184,6 +225,6 @@ class FineGrainedADHead(nn.Module):
         return Scores(
             text=text,
             visual=memory_score(query.memory, self.memory),
-            image_text=text_score(query.cls, cls_group.normal_anchor, cls_group.abnormal_anchor, self.scale),
+            image_text=cls_scores(query.cls, *cls, self.scale),
             stats=stats,
         )

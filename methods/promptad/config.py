@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from zsadbench.config import MethodConfig
-from zsadbench.constraints import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Constraints, Items
+from zsadbench.constraints import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Constraints, Interval, Items
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,10 @@ class PromptADConfig(MethodConfig):
 
     Backbone: ``backbone`` (open_clip architecture) at ``image_size``; V-V attention in every block gives the
     patch tokens; ``memory_layers`` (1-based) are the blocks whose ordinary-stream tokens form the visual memory.
+    ``memory_tap`` says where memory layer L is read: ``official`` is block L's output plus block L+1's attention
+    residual, what the official code stores (it keeps a view of block L's output, to which block L+1 adds its
+    attention residual in place), so L must be below the last block; ``block`` is block L's output alone. The
+    default is ``official`` because every published PromptAD and FineGrainedAD number came from that code.
 
     Prompts (semantic concatenation): ``n_ctx`` learnable normal context vectors in each of ``n_pro_seg`` /
     ``n_pro_cls`` normal prompts ``"[ctx] {class}."``; the handcrafted abnormal prompts put the same context before
@@ -37,12 +41,15 @@ class PromptADConfig(MethodConfig):
 
     Maps: harmonic fusion of the text and memory maps on the patch grid, bilinear to ``map_size`` px, Gaussian
     ``sigma`` (in ``map_size`` pixels; 0 turns it off). Image score: harmonic fusion of the CLS text score and the
-    largest memory score.
+    largest memory score, taken over the memory map bilinearly upsampled (not smoothed) to ``image_score_size`` px,
+    as the official code takes it at its 400 px output resolution where the published numbers came from (hence the
+    default); 0 takes it over the token grid.
     """
 
     backbone: str = "ViT-B-16-plus-240"
     image_size: int = 240
     memory_layers: tuple[int, ...] = (3, 8)
+    memory_tap: Literal["official", "block"] = "official"
     n_ctx: int = 4
     n_ctx_ab: int = 1
     n_pro_seg: int = 1
@@ -61,6 +68,7 @@ class PromptADConfig(MethodConfig):
     eta_min: float = 1e-5
     map_size: int = 400
     sigma: float = 4.0
+    image_score_size: int = 400
 
     _parameter_constraints: ClassVar[Constraints] = {
         "image_size": POSITIVE,
@@ -80,4 +88,5 @@ class PromptADConfig(MethodConfig):
         "eta_min": NON_NEGATIVE,
         "map_size": POSITIVE,
         "sigma": NON_NEGATIVE,
+        "image_score_size": Interval(0, None, closed="left", note="px; 0 = over the token grid"),
     }

@@ -23,6 +23,7 @@ ClipBackbone = deferred("zsadbench.backbones", "ClipBackbone")
 create_clip = deferred("zsadbench.backbones", "create_clip")
 VisualFeatures = deferred(".features", "VisualFeatures", __package__)
 check_layers = deferred(".features", "check_layers", __package__)
+check_memory_tap = deferred(".features", "check_memory_tap", __package__)
 extract = deferred(".features", "extract", __package__)
 PromptADHead = deferred(".model", "PromptADHead", __package__)
 fuse = deferred(".model", "fuse", __package__)
@@ -35,7 +36,7 @@ class PromptAD(Method):
     """PromptAD; see :class:`~.config.PromptADConfig` for every hyper-parameter."""
 
     name: ClassVar[str] = "promptad"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
     label: ClassVar[str] = "PromptAD"
     settings: ClassVar[frozenset[str]] = frozenset({"few-shot"})
     shots: ClassVar[tuple[int, ...]] = (1, 2, 4)
@@ -63,6 +64,7 @@ class PromptAD(Method):
             cfg = self.config
             backbone = create_clip(cfg.backbone, self.pretrained_tag, image_size=cfg.image_size, device=self.device)
             check_layers(backbone, cfg.memory_layers, f"{type(cfg).__name__}.memory_layers")
+            check_memory_tap(backbone, cfg.memory_layers, cfg.memory_tap, f"{type(cfg).__name__}.memory_layers")
             self.backbone_ = backbone
         return self
 
@@ -84,7 +86,8 @@ class PromptAD(Method):
         self._check_batch(batch)
         query = self._features(batch.image, None)
         scores = self.head_.scores(query)
-        image, maps = fuse(scores, self.backbone_.grid_size, self.config.map_size, self.config.sigma)
+        cfg = self.config
+        image, maps = fuse(scores, self.backbone_.grid_size, cfg.map_size, cfg.sigma, cfg.image_score_size)
         return Prediction(pred_score=image, anomaly_map=maps, stats=scores.stats)
 
     # -- pieces subclasses change ------------------------------------------------------------------
@@ -126,7 +129,9 @@ class PromptAD(Method):
 
     def _features(self, images: torch.Tensor, data: FitData | None) -> VisualFeatures:
         cache = data.features if data is not None else None
-        return extract(self.backbone_, images, self.config.memory_layers, cache=cache, precision=self.precision)
+        cfg = self.config
+        return extract(self.backbone_, images, cfg.memory_layers, memory_tap=cfg.memory_tap, cache=cache,
+                       precision=self.precision)
 
     def _check_size(self, images: torch.Tensor, what: str) -> None:
         size = self.config.image_size

@@ -18,7 +18,7 @@ from .config import PromptADConfig
 from .features import VisualFeatures
 from .losses import mean_alignment_loss, triplet_loss, v2t_loss
 from .prompts import GroupFeatures, GroupTexts, PromptBank
-from .scoring import grid_to_map, harmonic, memory_score, text_score
+from .scoring import grid_to_map, harmonic, map_max, memory_score, text_score
 from .states import abnormal_states, class_name
 
 
@@ -102,9 +102,11 @@ class PromptADHead(nn.Module):
         )
 
 
-def fuse(scores: Scores, grid: tuple[int, int], map_size: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+def fuse(scores: Scores, grid: tuple[int, int], map_size: int, sigma: float,
+         image_score_size: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """PromptAD's outputs: image scores ``harmonic(max visual, image text)`` and smoothed maps of
-    ``harmonic(text, visual)``."""
+    ``harmonic(text, visual)``; the maximum is taken over the visual map upsampled to ``image_score_size`` px
+    (0: over the token grid, see :func:`~.scoring.map_max`)."""
     pixel = harmonic(scores.text, scores.visual)
-    image = harmonic(scores.visual.amax(dim=1), scores.image_text)
+    image = harmonic(map_max(scores.visual, grid, image_score_size), scores.image_text)
     return image.float().cpu(), grid_to_map(pixel, grid, map_size, sigma)

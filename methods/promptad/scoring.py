@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
+from zsadbench.maps import upsample
+
 
 def text_score(z: torch.Tensor, normal: torch.Tensor, abnormal: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
     """``softmax(scale · [z·normal, z·abnormal])[abnormal]`` for normalised ``z [..., D]``; ``normal``/``abnormal``
@@ -24,6 +26,14 @@ def memory_score(query: list[torch.Tensor], memory: list[torch.Tensor]) -> torch
 def harmonic(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """``1 / (1/a + 1/b)``: half the harmonic mean, dominated by the smaller value."""
     return 1.0 / (1.0 / a.clamp_min(eps) + 1.0 / b.clamp_min(eps))
+
+
+def map_max(scores: torch.Tensor, grid: tuple[int, int], size: int) -> torch.Tensor:
+    """The largest score of each image, ``[B, h·w]`` → ``[B]``: over the map bilinearly upsampled
+    (``align_corners=False``, float32, not smoothed) to ``size`` px, or over the token grid when ``size`` is 0."""
+    if size == 0:
+        return scores.amax(dim=1)
+    return upsample(scores.reshape(scores.shape[0], 1, *grid).float(), size).amax(dim=(1, 2, 3))
 
 
 def grid_to_map(scores: torch.Tensor, grid: tuple[int, int], size: int, sigma: float) -> torch.Tensor:

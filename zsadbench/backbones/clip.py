@@ -13,6 +13,7 @@ import open_clip
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from open_clip.transformer import ResidualAttentionBlock
 
 from zsadbench.errors import ConfigError
 
@@ -23,6 +24,7 @@ from .taps import (
     check_vv_last,
     collect,
     run_blocks,
+    take_attention,
     take_indices,
     vv_attention_from_values,
 )
@@ -192,6 +194,7 @@ class ClipBackbone(NormalizingBackbone):
         extra_tokens: torch.Tensor | None = None,
         norm: bool = False,
         project: bool = False,
+        attention_taps: tuple[int, ...] | list[int] = (),
     ) -> Intermediates:
         """Tapped patch tokens of chosen blocks, plus the final CLS and extra tokens (see :class:`Intermediates`).
 
@@ -201,6 +204,8 @@ class ClipBackbone(NormalizingBackbone):
         FFN; it starts as the input of the first such block. Tapped patches of those blocks come from the V-V
         stream; CLS and extra tokens always from the ordinary stream. ``extra_tokens`` are inserted before
         CLS as in :meth:`embed_tokens`. ``norm`` applies ``ln_post``, ``project`` the projection.
+        ``attention_taps`` (1-based blocks) also returns, in ``attention``, the ordinary stream inside each of
+        those blocks after its attention residual and before its MLP (``x + ls_1(attn(ln_1(x)))``).
 
         AnomalyCLIP's ``DPAM_layer=20`` replaces the attention of the last 19 blocks: ``vv_last=19`` (its
         image feature is ``project(final[:, 0])``, without ``ln_post``). PromptAD's V-V path covers all
@@ -209,12 +214,13 @@ class ClipBackbone(NormalizingBackbone):
         visual = self.visual
         blocks = visual.transformer.resblocks
         take = take_indices(len(blocks), indices)
+        attention_take = take_attention(len(blocks), attention_taps)
         vv_start = check_vv_last(vv_last, len(blocks))
         num_extra = 0 if extra_tokens is None else extra_tokens.shape[-2]
         num_prefix = num_extra + 1
         x = visual.ln_pre(self.embed_tokens(images, extra_tokens))
-        x, taps, ordinary = run_blocks(x, blocks, take, vv_start, _block_with_vv)
-        return collect(x, taps, ordinary, take, num_extra, num_prefix, self._head(norm, project), vv_last)
+        streams = run_blocks(x, blocks, take, vv_start, _block_with_vv, block_halves, attention_take)
+        return collect(streams, take, num_extra, num_prefix, self._head(norm, project), vv_last)
 
     def _head(self, norm: bool, project: bool):
         if project and not norm:
@@ -224,11 +230,22 @@ class ClipBackbone(NormalizingBackbone):
         return self.visual.ln_post if norm else (lambda t: t)
 
 
-def _block_with_vv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def block_halves(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An open_clip ``ResidualAttentionBlock`` on ``x`` as its two residual halves: returns ``(mid, block(x))``
+    with ``mid = x + ls_1(attn(ln_1(x)))`` and ``block(x) = mid + ls_2(mlp(ln_2(mid)))``, the very operations
+    of the block's own ``forward``."""
+    if type(block).forward is not ResidualAttentionBlock.forward:
+        raise ConfigError(f"attention_taps needs open_clip's standard residual blocks; this model has {type(block).__name__}")
+    mid = x + block.ls_1(block.attention(q_x=block.ln_1(x)))
+    return mid, mid + block.ls_2(block.mlp(block.ln_2(mid)))
+
+
+def _block_with_vv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One open_clip residual block on ``x``, plus the V-V attention increment computed from the same
-    ``ln_1(x)``: returns ``(block(x), ls_1(VV(ln_1(x))))``. The block's attention is written out (one input
-    projection, scaled dot-product attention, the output projection) so that the V-V path reuses its values
-    instead of projecting ``ln_1(x)`` a second time."""
+    ``ln_1(x)``: returns ``(mid, block(x), ls_1(VV(ln_1(x))))`` with ``mid = x + ls_1(attn(ln_1(x)))`` the
+    stream before the MLP. The block's attention is written out (one input projection, scaled dot-product
+    attention, the output projection) so that the V-V path reuses its values instead of projecting
+    ``ln_1(x)`` a second time."""
     attn = block.attn
     if not isinstance(attn, nn.MultiheadAttention) or hasattr(block, "ln_1_kv") or not attn.batch_first:
         raise ConfigError(f"vv_last needs standard attention blocks; this model has {type(block).__name__}")
@@ -238,6 +255,6 @@ def _block_with_vv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
     qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)
     q, k, v = (t.reshape(batch, length, heads, width // heads).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
     attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, width)
-    x_out = x + block.ls_1(attn.out_proj(attended))
-    x_out = x_out + block.ls_2(block.mlp(block.ln_2(x_out)))
-    return x_out, block.ls_1(vv_attention_from_values(v, attn.out_proj))
+    mid = x + block.ls_1(attn.out_proj(attended))
+    x_out = mid + block.ls_2(block.mlp(block.ln_2(mid)))
+    return mid, x_out, block.ls_1(vv_attention_from_values(v, attn.out_proj))

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import Attention
+from timm.models.vision_transformer import Block
 
 from zsadbench.errors import ConfigError, WeightsError
 
@@ -25,6 +26,7 @@ from .taps import (
     check_vv_last,
     collect,
     run_blocks,
+    take_attention,
     take_indices,
     value_heads,
     vv_attention_from_values,
@@ -120,33 +122,48 @@ class Dinov2Backbone(NormalizingBackbone):
         extra_tokens: torch.Tensor | None = None,
         norm: bool = False,
         project: bool = False,
+        attention_taps: tuple[int, ...] | list[int] = (),
     ) -> Intermediates:
         """Same contract as :meth:`ClipBackbone.forward_intermediates`; ``norm`` applies the final norm;
-        ``project`` is not available (DINOv2 has no projection)."""
+        ``project`` is not available (DINOv2 has no projection); ``attention_taps`` reads
+        ``x + ls1(attn(norm1(x)))`` inside the chosen blocks."""
         if project:
             raise ConfigError(f"{self.name} has no projection; call forward_intermediates with project=False")
         blocks = self.model.blocks
         take = take_indices(len(blocks), indices)
+        attention_take = take_attention(len(blocks), attention_taps)
         vv_start = check_vv_last(vv_last, len(blocks))
         num_extra = 0 if extra_tokens is None else extra_tokens.shape[-2]
         num_prefix = num_extra + self.model.num_prefix_tokens
-        x, taps, ordinary = run_blocks(self.embed_tokens(images, extra_tokens), blocks, take, vv_start, _block_with_vv)
+        x = self.embed_tokens(images, extra_tokens)
+        streams = run_blocks(x, blocks, take, vv_start, _block_with_vv, block_halves, attention_take)
         head = self.model.norm if norm else (lambda t: t)
-        return collect(x, taps, ordinary, take, num_extra, num_prefix, head, vv_last)
+        return collect(streams, take, num_extra, num_prefix, head, vv_last)
 
 
-def _block_with_vv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A timm ViT block on ``x`` plus the V-V increment ``ls1(VV(norm1(x)))`` from the same ``norm1(x)``."""
+def block_halves(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A timm ViT ``Block`` on ``x`` as its two residual halves: returns ``(mid, block(x))`` with
+    ``mid = x + drop_path1(ls1(attn(norm1(x))))`` and ``block(x) = mid + drop_path2(ls2(mlp(norm2(mid))))``,
+    the very operations of the block's own ``forward``."""
+    if type(block).forward is not Block.forward:
+        raise ConfigError(f"attention_taps needs timm's standard ViT Block; this model has {type(block).__name__}")
+    mid = x + block.drop_path1(block.ls1(block.attn(block.norm1(x))))
+    return mid, mid + block.drop_path2(block.ls2(block.mlp(block.norm2(mid))))
+
+
+def _block_with_vv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A timm ViT block on ``x`` plus the V-V increment ``ls1(VV(norm1(x)))`` from the same ``norm1(x)``:
+    returns ``(mid, block(x), increment)`` with ``mid = x + ls1(attn(norm1(x)))`` the stream before the MLP."""
     attn = block.attn
     if not isinstance(attn, Attention) or attn.gate is not None or attn.attn_dim != x.shape[-1]:
         raise ConfigError(f"vv_last needs timm's standard Attention; this block has {type(attn).__name__}")
     h = block.norm1(x)
-    x_out = x + block.ls1(attn(h))
-    x_out = x_out + block.ls2(block.mlp(block.norm2(x_out)))
+    mid = x + block.ls1(attn(h))
+    x_out = mid + block.ls2(block.mlp(block.norm2(mid)))
     dim = attn.attn_dim
     bias = None if attn.qkv.bias is None else attn.qkv.bias[2 * dim :]
     v = value_heads(h, attn.qkv.weight[2 * dim :], bias, attn.num_heads)
-    return x_out, block.ls1(vv_attention_from_values(v, lambda o: attn.proj(attn.norm(o))))
+    return mid, x_out, block.ls1(vv_attention_from_values(v, lambda o: attn.proj(attn.norm(o))))
 
 
 def create_dinov2(

@@ -156,16 +156,19 @@ def cached_taps(
     norm: bool = False,
     project: bool = False,
     precision: str = "fp32",
+    attention_taps: Sequence[int] = (),
 ) -> Intermediates:
     """``backbone.forward_intermediates(images, indices, ...)`` of a frozen backbone, without gradients, in the
     run's ``precision``, through ``cache`` when one is given (no extra tokens: those are learnable, so nothing
     upstream of them is frozen). With a cache the result's ``final`` is ``None``: the whole final sequence is
-    not stored. This is the one way methods read a frozen tower, in training and at test time alike."""
+    not stored. This is the one way methods read a frozen tower, in training and at test time alike.
+    ``attention_taps`` join the cache key only when given, so entries written without them keep their keys."""
     from .runtime import autocast
 
-    def compute(subset: torch.Tensor) -> dict[str, torch.Tensor]:
+    def compute(subset: torch.Tensor) -> Intermediates:
         with torch.no_grad(), autocast(subset.device, precision):  # type: ignore[arg-type]
-            return backbone.forward_intermediates(subset, indices, vv_last=vv_last, norm=norm, project=project)
+            return backbone.forward_intermediates(subset, indices, vv_last=vv_last, norm=norm, project=project,
+                                                  attention_taps=attention_taps)
 
     if cache is None:
         return compute(images)
@@ -173,12 +176,16 @@ def cached_taps(
     def flat(subset: torch.Tensor) -> dict[str, torch.Tensor]:
         out = compute(subset)
         plain = {} if vv_last == 0 else {f"ordinary.{i}": p for i, p in zip(out.indices, out.ordinary)}
-        return {"cls": out.cls, **{f"patches.{i}": p for i, p in zip(out.indices, out.patches)}, **plain}
+        attention = {f"attention.{i}": t for i, t in out.attention.items()}
+        return {"cls": out.cls, **{f"patches.{i}": p for i, p in zip(out.indices, out.patches)}, **plain, **attention}
 
-    namespace = backbone_namespace(backbone, indices, vv_last=vv_last, norm=norm, project=project, precision=precision)
+    extra_flags = {"attention_taps": sorted(set(int(i) for i in attention_taps))} if attention_taps else {}
+    namespace = backbone_namespace(backbone, indices, vv_last=vv_last, norm=norm, project=project, precision=precision,
+                                   **extra_flags)
     found = cache.batch(images, namespace, flat)
     taken = sorted(int(k.split(".")[1]) for k in found if k.startswith("patches."))
     patches = [found[f"patches.{i}"] for i in taken]
+    attended = sorted(int(k.split(".")[1]) for k in found if k.startswith("attention."))
     return Intermediates(
         indices=tuple(taken),
         patches=patches,
@@ -187,4 +194,5 @@ def cached_taps(
         extra=None,
         final=None,
         num_prefix=1 + int(getattr(backbone, "num_registers", 0)),
+        attention={i: found[f"attention.{i}"] for i in attended},
     )

@@ -1,13 +1,14 @@
 """The tap contract shared by every vision backbone: layer selection, the V-V attention path, the output record.
 
-``forward_intermediates(images, indices, *, vv_last=0, extra_tokens=None, norm=False, project=False)`` on
+``forward_intermediates(images, indices, *, vv_last=0, extra_tokens=None, norm=False, project=False,
+attention_taps=())`` on
 :class:`~zsadbench.backbones.clip.ClipBackbone` and :class:`~zsadbench.backbones.dinov2.Dinov2Backbone`
 returns an :class:`Intermediates`; the helpers here are what both implement it with.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -32,9 +33,13 @@ class Intermediates:
       final norm, no projection), laid out ``[extra_1..extra_T, CLS, registers, patches]`` with
       ``P = num_prefix - T`` special tokens of the backbone itself; ``None`` when read from a feature cache.
     - ``num_prefix``: number of tokens before the first patch in ``final`` (``T + P``).
+    - ``attention``: ``{block: [B, N, C]}`` for each 1-based block of ``attention_taps``: the ordinary residual
+      stream after that block's attention residual and before its MLP (``x + ls_1(attn(ln_1(x)))`` with ``x``
+      the block's input), special tokens removed; empty when no ``attention_taps`` are asked.
 
     ``norm=True`` applies the backbone's final norm (``ln_post`` / ``norm``) to ``patches``, ``ordinary``,
-    ``cls`` and ``extra``; ``project=True`` then multiplies them by the visual projection (CLIP only). ``final`` stays raw.
+    ``attention``, ``cls`` and ``extra``; ``project=True`` then multiplies them by the visual projection (CLIP
+    only). ``final`` stays raw.
     """
 
     indices: tuple[int, ...]
@@ -44,6 +49,7 @@ class Intermediates:
     extra: torch.Tensor | None
     final: torch.Tensor | None
     num_prefix: int
+    attention: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def take_indices(depth: int, indices: int | Sequence[int]) -> list[int]:
@@ -64,6 +70,15 @@ def take_indices(depth: int, indices: int | Sequence[int]) -> list[int]:
     bad = [i for i in chosen if not 1 <= i <= depth]
     if bad:
         raise ConfigError(f"indices {bad} are outside 1..{depth} (1-based block numbers of this {depth}-block backbone)")
+    return [i - 1 for i in chosen]
+
+
+def take_attention(depth: int, attention_taps: Sequence[int]) -> list[int]:
+    """0-based block positions for the 1-based ``attention_taps`` (none when it is empty)."""
+    chosen = sorted(set(int(i) for i in attention_taps))
+    bad = [i for i in chosen if not 1 <= i <= depth]
+    if bad:
+        raise ConfigError(f"attention_taps {bad} are outside 1..{depth} (1-based block numbers of this {depth}-block backbone)")
     return [i - 1 for i in chosen]
 
 
@@ -92,40 +107,64 @@ def vv_attention_from_values(v: torch.Tensor, out_proj: nn.Module) -> torch.Tens
     return out_proj(out.transpose(1, 2).reshape(batch, length, heads * dim))
 
 
+#: ``halves(block, x)`` → ``(mid, block(x))``: the block run as its two residual halves, ``mid`` the stream after
+#: the attention residual (before the MLP); the output must equal ``block(x)`` bit for bit.
+BlockHalves = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+#: ``block_with_vv(block, x)`` → ``(mid, block(x), increment)``: ``mid`` as for :data:`BlockHalves`, plus the
+#: V-V increment computed from the same normed input.
+VVBlock = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Streams:
+    """What :func:`run_blocks` returns: the final ordinary-stream sequence ``x``, the full sequences ``taps``
+    and ``ordinary`` after the tapped blocks, and the ordinary stream after the attention residual of each
+    attention-tapped block (``attention``, keyed by 1-based block)."""
+
+    x: torch.Tensor
+    taps: list[torch.Tensor]
+    ordinary: list[torch.Tensor]
+    attention: dict[int, torch.Tensor]
+
 
 def run_blocks(
     x: torch.Tensor,
     blocks: Sequence[nn.Module],
     take: list[int],
     vv_start: int,
-    block_with_vv: Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    """Run ``blocks`` on ``x``; return the final ordinary-stream sequence, the full sequences tapped after the
-    0-based blocks in ``take`` and the ordinary-stream sequences at the same blocks.
+    block_with_vv: VVBlock,
+    halves: BlockHalves,
+    attention_take: Sequence[int] = (),
+) -> Streams:
+    """Run ``blocks`` on ``x``, tapping after the 0-based blocks in ``take`` and inside those in ``attention_take``.
 
-    From block ``vv_start`` on, ``block_with_vv(block, x)`` returns ``(block(x), increment)`` and a V-V stream
-    ``x_vv`` (started as that block's input) accumulates the increments; taps there come from ``x_vv``.
+    From block ``vv_start`` on, ``block_with_vv`` runs each block and a V-V stream ``x_vv`` (started as that
+    block's input) accumulates the increments; ``taps`` there come from ``x_vv``. Before ``vv_start`` a block in
+    ``attention_take`` runs as its two ``halves``, any other as ``block(x)``.
     """
     x_vv: torch.Tensor | None = None
     taps: list[torch.Tensor] = []
     ordinary: list[torch.Tensor] = []
+    attention: dict[int, torch.Tensor] = {}
     for i, block in enumerate(blocks):
         if i >= vv_start:
             x_in = x
-            x, delta = block_with_vv(block, x_in)
+            mid, x, delta = block_with_vv(block, x_in)
             x_vv = (x_in if x_vv is None else x_vv) + delta
+        elif i in attention_take:
+            mid, x = halves(block, x)
         else:
             x = block(x)
+        if i in attention_take:
+            attention[i + 1] = mid
         if i in take:
             taps.append(x_vv if i >= vv_start else x)
             ordinary.append(x)
-    return x, taps, ordinary
+    return Streams(x, taps, ordinary, attention)
 
 
 def collect(
-    x: torch.Tensor,
-    taps: list[torch.Tensor],
-    ordinary: list[torch.Tensor],
+    streams: Streams,
     take: list[int],
     num_extra: int,
     num_prefix: int,
@@ -134,15 +173,17 @@ def collect(
 ) -> Intermediates:
     """The :class:`Intermediates` of one pass of :func:`run_blocks`: special tokens stripped from the taps,
     ``head`` (final norm and/or projection) applied to every returned token."""
-    patches = [head(t[:, num_prefix:]) for t in taps]
+    x = streams.x
+    patches = [head(t[:, num_prefix:]) for t in streams.taps]
     return Intermediates(
         indices=tuple(i + 1 for i in take),
         patches=patches,
-        ordinary=patches if vv_last == 0 else [head(t[:, num_prefix:]) for t in ordinary],
+        ordinary=patches if vv_last == 0 else [head(t[:, num_prefix:]) for t in streams.ordinary],
         cls=head(x[:, num_extra]),
         extra=head(x[:, :num_extra]) if num_extra else None,
         final=x,
         num_prefix=num_prefix,
+        attention={block: head(t[:, num_prefix:]) for block, t in streams.attention.items()},
     )
 
 
