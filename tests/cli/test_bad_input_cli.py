@@ -84,3 +84,16 @@ def test_options_that_would_be_ignored_or_overridden_fail_with_one_line(extra, e
     assert main(["run", "-m", "winclip", "-d", "synthetic", "--pretrained", "none", "--dry-run", *extra]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert expected in err and "Traceback" not in err
+
+
+def test_threads_beyond_what_the_machine_can_run_fail_with_the_reason(capsys, monkeypatch):
+    from zsadbench.cli import run as run_cli
+
+    monkeypatch.setattr("zsadbench.machine.available_cpus", lambda: 2)
+    allowed = run_cli.THREADS_PER_CPU * 2
+    assert main(["run", "-m", "winclip", "-d", "synthetic", "--pretrained", "none", "--dry-run", "--threads",
+                 str(allowed + 1)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--threads {allowed + 1}: this machine gives the run 2 CPUs" in err and f"use at most {allowed}" in err
+    assert main(["run", "-m", "winclip", "-d", "synthetic", "--pretrained", "none", "--dry-run", "--threads",
+                 str(allowed)]) == 0

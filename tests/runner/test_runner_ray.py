@@ -225,3 +225,18 @@ def test_an_address_where_nothing_answers_fails_within_the_time_limit(data_root,
     assert code == 1 and time.monotonic() - started < 60
     assert f"ConfigError: --address 127.0.0.1:{port}: nothing answers there within 10 s" in err
     assert "Traceback" not in err
+
+
+def test_a_local_cluster_that_times_out_at_start_up_is_one_line(data_root, tmp_path, capsys, monkeypatch):
+    ray = pytest.importorskip("ray", reason="needs the ray extra (pip install 'zsadbench[ray]')")
+
+    def timing_out(*args, **kwargs):
+        raise TimeoutError("Timed out after 60 seconds waiting for the raylet to start")
+
+    monkeypatch.setattr(ray, "init", timing_out)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    code = main(["run", *PLUGINS, "--method", "toy", "--datasets", "toy", "--data-root", str(data_root), "--out",
+                 str(tmp_path / "out"), "--no-table", "--executor", "ray"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1 and "ConfigError: --address a local cluster: cannot connect to the Ray cluster (TimeoutError: " \
+        "Timed out after 60 seconds waiting for the raylet to start)" in err and "Traceback" not in err

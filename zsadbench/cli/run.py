@@ -70,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --executor ray: CPUs per task; also the default of --threads (default: 1)")
 
 
+#: the most torch threads per available CPU a local run accepts
+THREADS_PER_CPU = 8
+
+
 def _check_combinations(args: argparse.Namespace) -> None:
     """Options that only mean something together, and a key set twice, fail with one line and the fix."""
     from ..errors import ConfigError
@@ -79,6 +83,13 @@ def _check_combinations(args: argparse.Namespace) -> None:
                  if value is not None]
         if given:
             raise ConfigError(f"{' and '.join(given)} only apply to --executor ray; add --executor ray or drop them")
+        from ..machine import available_cpus
+
+        cpus = available_cpus()
+        if args.threads and args.threads > THREADS_PER_CPU * cpus:
+            raise ConfigError(f"--threads {args.threads}: this machine gives the run {cpus} CPUs, and more than "
+                              f"{THREADS_PER_CPU} threads per CPU only wait on each other; use at most "
+                              f"{THREADS_PER_CPU * cpus}")
     seen: dict[str, str] = {}
     for key, value in args.overrides:
         if key in seen:

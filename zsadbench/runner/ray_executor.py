@@ -219,10 +219,10 @@ def _connect(ray, address: str | None) -> None:
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                  configure_logging=True)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - Ray raises many kinds (connection, timeout, start-up); each is one line
         where = address or os.environ.get("RAY_ADDRESS") or "a local cluster"
         raise ConfigError(
-            f"--address {where}: cannot connect to the Ray cluster ({' '.join(str(exc).split())}); start one with "
+            f"--address {where}: cannot connect to the Ray cluster ({type(exc).__name__}: {' '.join(str(exc).split())}); start one with "
             "`ray start --head` and pass its HOST:PORT, or omit --address for a local one"
         ) from None
 
