@@ -121,7 +121,9 @@ class MPAMAConfig(MPAConfig):
 
     ``moe`` (off: no stage 2, MPAMA equals MPA); ``experts``: size of the expert pool, frozen and zero experts
     included (1: the frozen one; 2: frozen + learnable; n ≥ 3: frozen + n − 2 learnable + zero); 0 applies
-    the paper's rule: 4 when the auxiliary set is VisA, 5 otherwise (MVTec AD). ``top_k`` experts per token
+    the paper's rule: 4 when the auxiliary set is VisA, 5 otherwise (MVTec AD). ``single_expert``: the kind of
+    a one-expert pool, ``frozen`` (MPAMA then equals MPA) or ``learnable`` (the projection itself fine-tuned in
+    stage 2: the paper's Table 5 row "1"); it needs ``experts=1``. ``top_k`` experts per token
     (at most the pool size), ``routing`` ``pre`` (route AGG_p of the pre-projection tokens, per level) or
     ``post`` (route each token once, pool the outputs), ``renormalize`` the top-k gates to sum to 1 (off:
     the paper's formula, softmax over all experts masked to the top-k), ``router_init_std``.
@@ -131,6 +133,7 @@ class MPAMAConfig(MPAConfig):
 
     moe: bool = True
     experts: int = 0
+    single_expert: Literal["frozen", "learnable"] = "frozen"
     top_k: int = 2
     routing: Literal["pre", "post"] = "pre"
     renormalize: bool = True
@@ -147,6 +150,11 @@ class MPAMAConfig(MPAConfig):
         "stage2_lr": POSITIVE,
         "balance_weight": NON_NEGATIVE,
     }
+    _cross_checks: ClassVar[CrossChecks] = (
+        CrossCheck(("single_expert", "experts"), lambda c: c.single_expert == "frozen" or c.experts == 1,
+                   "single_expert={single_expert} sets the kind of a one-expert pool, so it needs experts=1, "
+                   "got experts={experts}"),
+    )
 
     def experts_for(self, auxiliary: str) -> int:
         """The pool size used when training on ``auxiliary``: ``experts``, or the paper's rule when it is 0."""

@@ -1,7 +1,8 @@
 """MoE adaptation of the visual projection (MPAMA stage 2).
 
 The pool holds a frozen expert (the backbone's projection, a buffer the optimiser never sees), learnable
-experts initialised from that projection, and a zero expert whose output is 0. A bias-free linear router on
+experts initialised from that projection, and a zero expert whose output is 0 (a pool of one expert holds the
+frozen one, or a single learnable one with ``single_expert="learnable"``). A bias-free linear router on
 the pre-projection token picks the top-k experts from the softmax over the pool; their gates are
 renormalised to sum to 1 (``renormalize``; the zero expert keeps its share, so choosing it scales the token
 down), and the output is the gated sum of the chosen experts' outputs. Experts are evaluated densely, which
@@ -17,12 +18,15 @@ import torch.nn as nn
 from zsadbench.errors import ConfigError
 
 
-def expert_kinds(experts: int) -> list[str]:
-    """The pool for a size: 1 → frozen; 2 → frozen, learnable; n ≥ 3 → frozen, n − 2 learnable, zero."""
+def expert_kinds(experts: int, single: str = "frozen") -> list[str]:
+    """The pool for a size: 1 → ``single`` (frozen or learnable); 2 → frozen, learnable; n ≥ 3 → frozen,
+    n − 2 learnable, zero."""
     if experts < 1:
         raise ConfigError(f"experts must be >= 1, got {experts}")
+    if single not in ("frozen", "learnable"):
+        raise ConfigError(f"single_expert must be 'frozen' or 'learnable', got {single!r}")
     if experts == 1:
-        return ["frozen"]
+        return [single]
     if experts == 2:
         return ["frozen", "learnable"]
     return ["frozen"] + ["learnable"] * (experts - 2) + ["zero"]
@@ -49,11 +53,12 @@ class MoEProjection(nn.Module):
         top_k: int = 2,
         renormalize: bool = True,
         router_init_std: float = 0.02,
+        single_expert: str = "frozen",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         width, dim = projection.shape
-        self.kinds = expert_kinds(experts)
+        self.kinds = expert_kinds(experts, single_expert)
         self.top_k = min(top_k, experts)
         self.renormalize = renormalize
         self.register_buffer("frozen", projection.detach().clone().float(), persistent=False)

@@ -51,7 +51,7 @@ def build_moe(model: MPAModel, cfg: MPAMAConfig, experts: int, seed: int) -> MoE
     generator = torch.Generator().manual_seed(int(seed))
     return MoEProjection(
         model.backbone.visual.proj, experts, top_k=cfg.top_k, renormalize=cfg.renormalize,
-        router_init_std=cfg.router_init_std, generator=generator,
+        router_init_std=cfg.router_init_std, single_expert=cfg.single_expert, generator=generator,
     ).to(model.backbone.device)
 
 
