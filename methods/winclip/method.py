@@ -32,6 +32,8 @@ class WinCLIP(Method):
     trains_on_auxiliary: ClassVar[bool] = False
     config_class: ClassVar[type[WinCLIPConfig]] = WinCLIPConfig
     default_pretrained: ClassVar[str] = "laion400m_e31"
+    # a random tower measures nothing at paper size; ViT-B/16 at 160 px (10 x 10 patches) keeps both window scales
+    random_init_overrides: ClassVar[dict[str, Any]] = {"backbone": "ViT-B-16", "image_size": 160}
     paper: ClassVar[str] = "WinCLIP: Zero-/Few-Shot Anomaly Classification and Segmentation (CVPR 2023)"
 
     config: WinCLIPConfig
