@@ -49,7 +49,8 @@ class MPAConfig(MethodConfig):
 
     Scoring and training: ``temperature`` 0.07, ``sigma`` of the Gaussian on the final map, Adam (``lr``,
     ``betas``) for ``epochs`` of ``batch_size``; loss Eq. 5 = global CE + Σ_p (focal + 2 Dice) +
-    ``hinge_weight`` (λ) · Σ_p hinge with margins ``margin_normal`` (δ_n) and ``margin_anomaly`` (δ_a).
+    ``hinge_weight`` (λ) · Σ_p hinge with margins ``margin_normal`` (δ_n) and ``margin_anomaly`` (δ_a); the focal
+    term's ``focal_gamma`` and ``focal_smooth`` and the Dice term's ``dice_smooth`` are AnomalyCLIP's.
     """
 
     backbone: str = "ViT-L-14-336-quickgelu"

@@ -36,8 +36,9 @@ class PromptADConfig(MethodConfig):
     ``logit_scale``: ``raw`` takes the stored parameter itself (ln 100 ≈ 4.6 for LAION weights), as the official
     code does, ``exp`` its exponential (CLIP's own temperature).
 
-    Training: SGD (``lr``, ``momentum``, ``weight_decay``), cosine annealing to ``eta_min`` over the epochs, one
-    step per epoch on all k shots. The last epoch is kept.
+    Training: ``epochs_seg`` epochs for the segmentation prompts, then ``epochs_cls`` for the classification
+    prompts (0: images are scored with the segmentation prompts); SGD (``lr``, ``momentum``, ``weight_decay``),
+    cosine annealing to ``eta_min`` over the epochs, one step per epoch on all k shots. The last epoch is kept.
 
     Maps: harmonic fusion of the text and memory maps on the patch grid, bilinear to ``map_size`` px, Gaussian
     ``sigma`` (in ``map_size`` pixels; 0 turns it off). Image score: harmonic fusion of the CLS text score and the

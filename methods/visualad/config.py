@@ -31,7 +31,7 @@ class VisualADConfig(MethodConfig):
     Maps and scores: ``sigma`` of the Gaussian applied to the summed map at ``image_size`` (0 disables it),
     ``topk_ratio`` of the pixels averaged into the image score.
 
-    Training: AdamW (``betas``, ``weight_decay``) with ``lr_tokens`` for the two tokens and ``lr_other`` for
+    Training: batches of ``batch_size`` images; AdamW (``betas``, ``weight_decay``) with ``lr_tokens`` for the two tokens and ``lr_other`` for
     ``ln_post``, SCA and SAF; cosine schedule over ``epochs`` stepped per epoch down to ``eta_min``;
     ``token_grad_clip`` is the max gradient norm of each token, 0 for none (nothing else is clipped). Losses: focal
     (``focal_gamma``, ``focal_alpha``, ``focal_smooth``) + Dice (``dice_smooth``) per layer, BCE on the top-k

@@ -12,6 +12,8 @@ from zsadbench.constraints import AT_LEAST_ONE, POSITIVE, Constraints, Interval,
 class WinCLIPConfig(MethodConfig):
     """WinCLIP settings.
 
+    ``backbone`` is the open_clip architecture, run at ``image_size`` px (anomalib's ViT-B-16-plus-240 at 240).
+
     ``scales`` are the side lengths, in patches, of the square sliding windows (stride ``window_stride``).
     ``temperature`` divides the cosine similarities before the normal/anomalous softmax (CLIP's 0.07).
     ``object_agnostic`` puts the word "object" into the prompts instead of the category name.

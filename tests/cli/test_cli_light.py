@@ -47,6 +47,7 @@ def results(tmp_path_factory):
 
 @pytest.mark.parametrize("args", [
     ("list",), ("list", "methods"), ("--help",), ("run", "--help"), ("data", "check", "--help"), ("table", "--help"),
+    ("show", "mpama"), ("show", "finegrainedad"),
 ])
 def test_listing_and_help_load_no_model_library(args):
     status, loaded, err = loaded_after(*args)

@@ -27,6 +27,7 @@ COMMANDS = {
     "plot": ("zsadbench.cli.plot", "draw figures (scale-wise, expert usage, few-shot curves) from an output folder"),
     "viz": ("zsadbench.cli.viz", "image / ground truth / anomaly-map galleries and an HTML page from an output folder"),
     "list": ("zsadbench.cli.listing", "list the available methods and datasets and where each comes from"),
+    "show": ("zsadbench.cli.show", "a method's options: type, default, demo value, allowed values and meaning"),
     "data": ("zsadbench.cli.data", "check dataset trees and export AnomalyCLIP meta.json files"),
 }
 COMMAND_GROUP = "zsadbench.commands"

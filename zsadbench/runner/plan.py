@@ -8,6 +8,7 @@ is trained once per (seed, auxiliary set) and reused across datasets; a few-shot
 """
 from __future__ import annotations
 
+import difflib
 import itertools
 import typing
 from dataclasses import dataclass, field
@@ -157,4 +158,18 @@ def check_overrides_used(
         target, _, name = key.rpartition(".")
         owners = [m for m, c in configs.items() if name in c.to_dict() and (not target or target == names[m])]
         if not owners:
-            raise ConfigError(f"--set {key}: no selected method has an option {name!r}")
+            raise ConfigError(f"--set {key}: no selected method has an option {name!r}"
+                              + _suggestion(name, configs, names, target))
+
+
+def _suggestion(name: str, configs: dict[str, MethodConfig], names: dict[str, str], target: str) -> str:
+    """``; did you mean ...? options of M: ...`` for an unknown ``--set`` key (``zsadbench show M`` lists them
+    with types and defaults)."""
+    methods = sorted({names[m] for m in configs if not target or names[m] == target})
+    known = sorted({option for m, c in configs.items() if names[m] in methods for option in c.to_dict()})
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    listed = "; ".join(f"options of {m}: {', '.join(sorted(next(c for k, c in configs.items() if names[k] == m).to_dict()))}"
+                       for m in methods)
+    shown = f" ({listed}; `zsadbench show {methods[0]}` explains each)" if methods else ""
+    return hint + shown
