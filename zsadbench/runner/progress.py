@@ -1,15 +1,29 @@
 """The rich progress display of a run: cells done / cached / failed, the current cell, ETA."""
 from __future__ import annotations
 
+import os
+import time
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
+#: Seconds between the plain progress lines printed when the output is not a terminal (a pipe, a log file);
+#: ``ZSADBENCH_PROGRESS_EVERY`` sets another interval.
+PLAIN_EVERY_S = 30.0
+
+
 class RunDisplay:
-    """Overall cell progress plus one line for the work inside the current cell."""
+    """Overall cell progress plus one line for the work inside the current cell. When the output is not a
+    terminal, where live bars stay invisible, the current work is printed as a plain line every
+    :data:`PLAIN_EVERY_S` seconds instead."""
 
     def __init__(self, total: int, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
+        self.total = total
+        self.plain = not self.console.is_terminal
+        self.every = float(os.environ.get("ZSADBENCH_PROGRESS_EVERY", PLAIN_EVERY_S))
+        self._started = self._printed = time.monotonic()
         self.done = self.cached = self.failed = 0
         self.progress = Progress(
             TextColumn("{task.description}"),
@@ -35,7 +49,15 @@ class RunDisplay:
 
     def step(self, message: str, fraction: float) -> None:
         """Show the current work (training or inference of one cell) and its progress in ``[0,1]``."""
-        self.progress.update(self.inner, description=f"  {message}", completed=min(max(fraction, 0.0), 1.0), visible=True)
+        fraction = min(max(fraction, 0.0), 1.0)
+        self.progress.update(self.inner, description=f"  {message}", completed=fraction, visible=True)
+        now = time.monotonic()
+        if self.plain and now - self._printed >= self.every:
+            self._printed = now
+            finished = self.done + self.cached + self.failed
+            elapsed = time.strftime("%H:%M:%S", time.gmtime(now - self._started))
+            self.console.print(f"[{elapsed}] cells {finished}/{self.total} ({self.failed} failed); {message}: "
+                               f"{fraction:.0%}", markup=False, highlight=False, soft_wrap=True)
 
     def cell_finished(self, outcome: str, line: str) -> None:
         """Count a finished cell (``done``, ``cached`` or ``failed``) and print its one-line summary."""
