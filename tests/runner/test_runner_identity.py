@@ -240,3 +240,41 @@ def test_a_manifest_that_is_not_utf8_is_named(data_root, tmp_path, capsys):
                "--support-manifest", str(manifest), "--data-root", str(data_root), "--out", str(tmp_path / "out"))
     err = " ".join(capsys.readouterr().err.split())
     assert code == 1 and f"{manifest}: not UTF-8 text" in err
+
+
+def test_finegrainedad_realiad_shot_files_replay_their_top_view_images(tmp_path):
+    import fake_trees
+
+    fake_trees.make_realiad(tmp_path / "data" / "realiad")
+    seeds = tmp_path / "seeds_realiad"
+    seeds.mkdir()
+    lines = []
+    for cat in ("audiojack", "pcb"):  # a side view first: only top-view (C1) lines count, in file order
+        lines += [f"{cat}/OK/S0002/{cat}_0002_OK_C2_20231021132201.jpg",
+                  f"{cat}/OK/S0002/{cat}_0002_OK_C1_20231021132201.jpg",
+                  f"{cat}/OK/S0001/{cat}_0001_OK_C1_20231021132200.jpg"]
+    (seeds / "1_shot.txt").write_text("\n".join(lines) + "\n")
+    (seeds / "2_shot.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    assert run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "realiad", "--shots", "1,2",
+               "--support-manifest", str(seeds), "--data-root", str(tmp_path / "data"), "--out", str(out)) == 0
+    drawn = {(r["category"], r["shots"]): [f.rsplit("/", 4)[-4:] for f in r["files"]]
+             for r in SupportManifest(out).records()}
+    for cat in ("audiojack", "pcb"):
+        assert drawn[(cat, 1)] == [[cat, "OK", "S0002", f"{cat}_0002_OK_C1_20231021132201.jpg"]]
+        assert [f[2] for f in drawn[(cat, 2)]] == ["S0002", "S0001"]
+
+
+def test_a_realiad_shot_file_with_too_few_top_view_images_is_named(tmp_path, capsys):
+    import fake_trees
+
+    fake_trees.make_realiad(tmp_path / "data" / "realiad")
+    seeds = tmp_path / "seeds_realiad"
+    seeds.mkdir()
+    (seeds / "2_shot.txt").write_text("pcb/OK/S0001/pcb_0001_OK_C1_20231021132200.jpg\n"
+                                      "pcb/OK/S0001/pcb_0001_OK_C2_20231021132200.jpg\n")
+    assert run("--plugin", "toy_plugins:ToyMethod", "--method", "toy", "--datasets", "realiad", "--shots", "2",
+               "--support-manifest", str(seeds), "--data-root", str(tmp_path / "data"),
+               "--out", str(tmp_path / "out")) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{seeds / '2_shot.txt'}: lists 1 top-view (C1) images of pcb; 2-shot needs 2" in err

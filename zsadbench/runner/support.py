@@ -58,7 +58,10 @@ def _replayed(pool: list[Sample], draw: Draw, dataset: str, category: str, shots
                 f"{dataset}/{category} (indices count from 0 in the images sorted by name)"
             )
         return [pool[i] for i in draw.indices]
-    by_key = {relative_key(s, root) if root else s.key: s for s in pool}
+    if draw.by_suffix:
+        by_key = {f: s for f in draw.files for s in pool if s.key.endswith("/" + f)}
+    else:
+        by_key = {relative_key(s, root) if root else s.key: s for s in pool}
     missing = [f for f in draw.files if f not in by_key]
     if missing:
         raise DataError(

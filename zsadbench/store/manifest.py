@@ -3,7 +3,8 @@
 ``OUT/manifests/support.jsonl`` holds one JSON record per draw, with file keys relative to the dataset's
 root, so a run can be replayed on another machine with ``--support-manifest FILE``. A replay file is either
 such a manifest or a PromptAD/FineGrainedAD seed folder (``seeds_<dataset>/<category>/selected_samples_per_run.txt``,
-lines ``#k: i1 i2 ...`` of indices into the category's normal training images sorted by name).
+lines ``#k: i1 i2 ...`` of indices into the category's normal training images sorted by name), or FineGrainedAD's
+Real-IAD seeds (``seeds_realiad/<k>_shot.txt``, paths below the dataset folder).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class Draw:
     files: tuple[str, ...] = ()
     indices: tuple[int, ...] = ()
     source: str = ""
+    by_suffix: bool = False  # ``files`` are paths below the dataset's own folder, matched as key suffixes
 
 
 class SupportManifest:
@@ -72,7 +74,7 @@ def load_replay(path: str | Path) -> dict[DrawKey, Draw]:
     Seed-file draws have no seed (``None``): they apply to every seed."""
     path = Path(path)
     if path.is_dir():
-        return _seed_folder(path)
+        return _shot_files(path) if any(path.glob("*_shot.txt")) else _seed_folder(path)
     if not path.is_file():
         raise ConfigError(f"--support-manifest {path}: no such file or folder")
     draws: dict[DrawKey, Draw] = {}
@@ -120,6 +122,40 @@ def _add(draws: dict[DrawKey, Draw], key: DrawKey, draw: Draw) -> None:
         raise ConfigError(f"{draw.source}: a second draw for {describe_key(key)} (the first is at "
                           f"{draws[key].source}); keep one of them")
     draws[key] = draw
+
+
+_SHOT_FILE = re.compile(r"^(\d+)_shot\.txt$")
+#: the camera view FineGrainedAD's Real-IAD protocol keeps, as it appears in a file name
+_VIEW = "_C1_"
+
+
+def _shot_files(folder: Path) -> dict[DrawKey, Draw]:
+    """FineGrainedAD's Real-IAD seeds: ``seeds_realiad/<k>_shot.txt``, one path ``<cat>/OK/S####/<name>.jpg`` per
+    line; a category's draw is its first ``k`` top-view (``C1``) lines, in file order, for every seed."""
+    match = re.fullmatch(r"seeds_(.+)", folder.name)
+    if not match:
+        raise ConfigError(f"--support-manifest {folder}: a folder of <k>_shot.txt files must be named seeds_<dataset> "
+                          "(e.g. seeds_realiad)")
+    draws: dict[DrawKey, Draw] = {}
+    for file in sorted(folder.glob("*_shot.txt")):
+        shots = _SHOT_FILE.match(file.name)
+        if not shots:
+            continue
+        k = int(shots.group(1))
+        by_category: dict[str, list[str]] = {}
+        for line in _text(file).splitlines():
+            line = line.strip()
+            if line and _VIEW in Path(line).name:
+                by_category.setdefault(line.split("/", 1)[0], []).append(line)
+        for category, lines in by_category.items():
+            if len(lines) < k:
+                raise ConfigError(f"{file}: lists {len(lines)} top-view (C1) images of {category}; {k}-shot needs {k}")
+            _no_repeats(tuple(lines[:k]), f"{file} ({category})", "file")
+            _add(draws, (match.group(1), category, k, None),
+                 Draw(files=tuple(lines[:k]), source=f"{file} ({category})", by_suffix=True))
+    if not draws:
+        raise ConfigError(f"--support-manifest {folder}: its <k>_shot.txt files list no top-view (C1) image")
+    return draws
 
 
 _SEED_LINE = re.compile(r"^\s*#\s*(\d+)\s*:\s*([\d\s]+)$")
