@@ -13,11 +13,9 @@ writes ``tests/reference_outputs/official/anomalyclip.npz``, which
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import io
-import subprocess
 import sys
 import types
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 import anomalyclip_ours as ours
+from common import arguments, report
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "tests" / "reference_outputs" / "official" / "anomalyclip.npz"
@@ -58,12 +57,6 @@ def import_official(path: Path) -> dict[str, Any]:
 
     return {"lib": AnomalyCLIP_lib, "build_model": build_model, "PromptLearner": AnomalyCLIP_PromptLearner,
             "mean": OPENAI_DATASET_MEAN, "std": OPENAI_DATASET_STD}
-
-
-def official_commit(path: Path) -> str:
-    """The commit of the official checkout (``git rev-parse HEAD``), or ``unknown`` outside a git work tree."""
-    result = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True)
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
 def openai_state_dict(backbone: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -134,31 +127,10 @@ def official_stages(official: dict[str, Any], model, learner, images01: torch.Te
     return {name: value.float().numpy() for name, value in stages.items()}
 
 
-def differences(mine: dict[str, np.ndarray], theirs: dict[str, np.ndarray]) -> list[tuple[str, float, float]]:
-    """``(stage, max |ours − official|, max |ours − official| / max |official|)`` for each stage."""
-    rows = []
-    for name in ours.STAGES:
-        if mine[name].shape != theirs[name].shape:
-            raise ValueError(f"{name}: ours {mine[name].shape} vs official {theirs[name].shape}")
-        gap = float(np.abs(mine[name] - theirs[name]).max())
-        rows.append((name, gap, gap / float(np.abs(theirs[name]).max())))
-    return rows
-
-
-def table(rows: list[tuple[str, float, float]], stages: dict[str, np.ndarray]) -> str:
-    """The differences as a Markdown table."""
-    lines = ["| stage | shape | max abs diff | max rel diff |", "|---|---|---|---|"]
-    lines += [f"| {name} | {list(stages[name].shape)} | {gap:.1e} | {rel:.1e} |" for name, gap, rel in rows]
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Compare, write the npz of the official stages, print the table; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--official", type=Path, required=True, help="a checkout of github.com/zqhang/AnomalyCLIP")
-    parser.add_argument("--commit", default=None, help="its commit, when the checkout is not a git work tree")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the .npz to write (default: %(default)s)")
-    args = parser.parse_args(argv)
+    args = arguments(__doc__, "github.com/zqhang/AnomalyCLIP", argv)
+    args.out = args.out or DEFAULT_OUT
     torch.set_num_threads(1)
     official = import_official(args.official.resolve())
     method = ours.build_ours()
@@ -166,14 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     images = ours.input_images()
     theirs = official_stages(official, model, learner, images)
     mine = ours.our_stages(method, images)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        args.out, **theirs, official_commit=np.array(args.commit or official_commit(args.official)),
-        prompt_seed=np.array(ours.PROMPT_SEED), image_seed=np.array(ours.IMAGE_SEED),
-        num_images=np.array(ours.NUM_IMAGES), config=np.array(ours.config_json()),
-    )
-    print(table(differences(mine, theirs), theirs))
-    print(f"official stages written to {args.out}")
+    report(args, theirs, mine, ours)
     return 0
 
 

@@ -10,23 +10,19 @@ is resized to the 8×8 grid of the 112 px input by both codes.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-from pathlib import Path
 
 import numpy as np
-import open_clip
 import torch
 
-from zsadbench.backbones import create_clip
-from zsadbench.backbones.clip import ClipBackbone, register_model_configs
+from zsadbench.backbones.clip import ClipBackbone
 from zsadbench.methods.anomalyclip.config import AnomalyCLIPConfig
 from zsadbench.methods.anomalyclip.method import AnomalyCLIP
 from zsadbench.methods.anomalyclip.scoring import smooth, upsample
 from zsadbench.methods.anomalyclip.visual import tower_features
 
+import common
+
 BACKBONE = "zsad-official-tiny-14-336"
-CONFIG_FILE = Path(__file__).with_name(f"{BACKBONE}.json")
 #: The official design (12 context tokens, deep prompts of 4 tokens) on a 4-block image tower and a 3-block
 #: text tower: V-V attention in the last 3 blocks (``DPAM_layer=4``), the map of block 4, deep prompts before
 #: text blocks 2 and 3.
@@ -41,21 +37,13 @@ STAGES = ("text_features", "image_features", "patch_tokens", "patch_probabilitie
 
 
 def config_json() -> str:
-    """:data:`CONFIG` as sorted JSON, stored beside the official outputs to tie them to this configuration."""
-    return json.dumps(dataclasses.asdict(CONFIG), sort_keys=True)
-
-
-def register_backbone() -> None:
-    """Make the tiny backbone's architecture known to open_clip (idempotent)."""
-    register_model_configs()
-    if BACKBONE not in open_clip.list_models():
-        open_clip.add_model_config(CONFIG_FILE)
+    """:data:`CONFIG` as stored beside the official outputs."""
+    return common.config_json(CONFIG)
 
 
 def native_backbone() -> ClipBackbone:
     """The tiny backbone at its native 336 px, with the same seeded random weights as :func:`build_ours`'s."""
-    register_backbone()
-    return create_clip(BACKBONE, "none")
+    return common.native_backbone(BACKBONE)
 
 
 def round_to_half(prompts: torch.nn.Module) -> None:
@@ -72,7 +60,7 @@ def round_to_half(prompts: torch.nn.Module) -> None:
 
 def build_ours() -> AnomalyCLIP:
     """zsadbench's AnomalyCLIP on the tiny backbone, prompts drawn after ``torch.manual_seed(PROMPT_SEED)``."""
-    register_backbone()
+    common.register_backbone(BACKBONE)
     torch.manual_seed(PROMPT_SEED)
     method = AnomalyCLIP(CONFIG, pretrained="none", device="cpu").setup()
     round_to_half(method.model_.prompts)
@@ -82,9 +70,7 @@ def build_ours() -> AnomalyCLIP:
 
 def input_images() -> torch.Tensor:
     """The fixed query images: ``[NUM_IMAGES, 3, S, S]`` in ``[0, 1]`` from a generator seeded with ``IMAGE_SEED``."""
-    generator = torch.Generator().manual_seed(IMAGE_SEED)
-    size = CONFIG.image_size
-    return torch.rand(NUM_IMAGES, 3, size, size, generator=generator)
+    return common.seeded_images(NUM_IMAGES, CONFIG.image_size, IMAGE_SEED)
 
 
 def our_stages(method: AnomalyCLIP, images01: torch.Tensor) -> dict[str, np.ndarray]:
@@ -111,3 +97,12 @@ def our_stages(method: AnomalyCLIP, images01: torch.Tensor) -> dict[str, np.ndar
             "image_score": model.image_logits(tower, text).softmax(dim=-1)[:, 1],
         }
     return {name: value.float().cpu().numpy() for name, value in stages.items()}
+
+#: The category the prompts name, and the record stored beside the official stages.
+CATEGORY = "object"
+RECORD = {"prompt_seed": PROMPT_SEED, "image_seed": IMAGE_SEED, "num_images": NUM_IMAGES}
+
+
+def query_images() -> torch.Tensor:
+    """The images whose stages are compared."""
+    return input_images()
