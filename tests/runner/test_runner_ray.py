@@ -215,28 +215,25 @@ def test_missing_ray_is_one_line_naming_the_extra(data_root, tmp_path):
     assert not ResultStore(tmp_path / "out").rows()
 
 
-def test_an_address_where_nothing_answers_fails_within_the_time_limit(data_root, tmp_path, capsys):
+def test_an_address_where_nothing_answers_fails_within_the_time_limit(data_root, tmp_path):
     pytest.importorskip("ray", reason="needs the ray extra (pip install 'zsadbench[ray]')")
     port = _free_port()  # bound and released: nothing listens there
     started = time.monotonic()
-    code = main(["run", *PLUGINS, "--method", "toy", "--datasets", "toy", "--data-root", str(data_root), "--out",
-                 str(tmp_path / "out"), "--no-table", "--executor", "ray", "--address", f"127.0.0.1:{port}"])
-    err = " ".join(capsys.readouterr().err.split())
-    assert code == 1 and time.monotonic() - started < 60
+    result = _cli("", data_root, tmp_path / "out", "--executor", "ray", "--address", f"127.0.0.1:{port}")
+    assert json.loads(result.stdout.splitlines()[-1])["rc"] == 1 and time.monotonic() - started < 60
+    err = " ".join(result.stderr.split())
     assert f"ConfigError: --address 127.0.0.1:{port}: nothing answers there within 10 s" in err
     assert "Traceback" not in err
 
 
-def test_a_local_cluster_that_times_out_at_start_up_is_one_line(data_root, tmp_path, capsys, monkeypatch):
-    ray = pytest.importorskip("ray", reason="needs the ray extra (pip install 'zsadbench[ray]')")
-
-    def timing_out(*args, **kwargs):
-        raise TimeoutError("Timed out after 60 seconds waiting for the raylet to start")
-
-    monkeypatch.setattr(ray, "init", timing_out)
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
-    code = main(["run", *PLUGINS, "--method", "toy", "--datasets", "toy", "--data-root", str(data_root), "--out",
-                 str(tmp_path / "out"), "--no-table", "--executor", "ray"])
-    err = " ".join(capsys.readouterr().err.split())
-    assert code == 1 and "ConfigError: --address a local cluster: cannot connect to the Ray cluster (TimeoutError: " \
-        "Timed out after 60 seconds waiting for the raylet to start)" in err and "Traceback" not in err
+def test_a_local_cluster_that_times_out_at_start_up_is_one_line(data_root, tmp_path):
+    pytest.importorskip("ray", reason="needs the ray extra (pip install 'zsadbench[ray]')")
+    timing_out = ("import ray\n"
+                  "def timing_out(*args, **kwargs):\n"
+                  "    raise TimeoutError('Timed out after 60 seconds waiting for the raylet to start')\n"
+                  "ray.init = timing_out")
+    result = _cli(timing_out, data_root, tmp_path / "out", "--executor", "ray")
+    assert json.loads(result.stdout.splitlines()[-1])["rc"] == 1
+    err = " ".join(result.stderr.split())
+    assert ("ConfigError: --address a local cluster: cannot connect to the Ray cluster (TimeoutError: "
+            "Timed out after 60 seconds waiting for the raylet to start)") in err and "Traceback" not in err
