@@ -175,6 +175,8 @@ def test_a_set_grid_expands_into_variants_each_with_its_own_cells(data_root, tmp
     printed = capsys.readouterr().out
     assert all(f"toy[gain={g}]" in printed for g in (1, 2, 3))
     assert run(*common, "--set", "toy.gain=1,2,3") == 0
+    lines = " ".join(capsys.readouterr().err.split())
+    assert all(f"toy toy/{c} 0-shot seed=0 [gain={g}]" in lines for c in ("alpha", "beta") for g in (1, 2, 3))
     rows = ResultStore(out).rows()
     assert sorted({r.method_label for r in rows}) == ["Toy [gain=1]", "Toy [gain=2]", "Toy [gain=3]"]
     assert len({r.config_hash for r in rows}) == 3 and len(rows) == 6

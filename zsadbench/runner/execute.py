@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from rich.markup import escape
 
 from ..machine import available_cpus
 from ..store import ResultStore, StoredCell
@@ -148,7 +149,7 @@ def lease_pending(store: ResultStore, plan: Plan, group: FitGroup, finished: set
             display.cell_finished("cached", "")
         elif holder is not None:
             summary.elsewhere.append((cell, holder))
-            display.cell_finished("cached", f"[cyan]…[/] {cell.describe()}: being computed by another run ({holder})")
+            display.cell_finished("cached", f"[cyan]…[/] {escape(plan.describe(cell))}: being computed by another run ({holder})")
         else:
             pending.append(cell)
     return pending
@@ -174,12 +175,12 @@ def store_outcome(plan: Plan, store: ResultStore, outcome: CellOutcome, summary:
         summary.done += 1
         shown = "  ".join(f"{_label(k)} {100 * v:.1f}" for k, v in outcome.metrics.items() if v == v)
         wall = outcome.provenance.wall_seconds or 0.0
-        display.cell_finished("done", f"[green]✓[/] {cell.describe()}  {shown}  ({wall:.1f} s)")
+        display.cell_finished("done", f"[green]✓[/] {escape(plan.describe(cell))}  {shown}  ({wall:.1f} s)")
     else:
         summary.failed += 1
         kept = "" if written else " (the stored good result is kept)"
         summary.failures.append((cell, outcome.error + kept))
-        display.cell_finished("failed", f"[red]✗[/] {cell.describe()}: {outcome.error}{kept}")
+        display.cell_finished("failed", f"[red]✗[/] {escape(plan.describe(cell))}: {outcome.error}{kept}")
 
 
 #: Cases per kind whose maps ``--keep-maps gallery`` keeps: galleries of up to this many per kind are complete.

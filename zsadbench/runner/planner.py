@@ -58,6 +58,12 @@ class Plan:
         return next(s for s in self.methods.values()
                     if s.name == cell.method and s.config.config_hash() == cell.config_hash)
 
+    def describe(self, cell: Cell) -> str:
+        """:meth:`Cell.describe` with the variant (``[gain=2]``) when the run holds several of its method."""
+        key = self.spec_for(cell).key
+        variant = key[len(cell.method):] if key.startswith(cell.method + "[") else ""
+        return cell.describe() + (f" {variant}" if variant else "")
+
 
 def _adapter(name: str, data_root) -> DatasetAdapter:
     cls = registry.datasets().get(name)

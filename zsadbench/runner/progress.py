@@ -5,6 +5,7 @@ import os
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -50,7 +51,7 @@ class RunDisplay:
     def step(self, message: str, fraction: float) -> None:
         """Show the current work (training or inference of one cell) and its progress in ``[0,1]``."""
         fraction = min(max(fraction, 0.0), 1.0)
-        self.progress.update(self.inner, description=f"  {message}", completed=fraction, visible=True)
+        self.progress.update(self.inner, description=f"  {escape(message)}", completed=fraction, visible=True)
         now = time.monotonic()
         if self.plain and now - self._printed >= self.every:
             self._printed = now

@@ -258,7 +258,7 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
         highs.append(high)
         masks.append(loaded.masks)
         keys.extend(relative_key(s, adapter.root) for s in loaded.samples)
-        step(cell.describe(), len(keys) / max(len(samples), 1))
+        step(plan.describe(cell), len(keys) / max(len(samples), 1))
     wall = time.perf_counter() - started
     provenance = Provenance(
         environment=environment(),
