@@ -64,6 +64,15 @@ def test_category_dataset_and_mean_rows_match_hand_computation():
     assert pixel["mean"] == pytest.approx(40.0) and pixel["n_datasets"] == 1
 
 
+def test_the_mean_over_datasets_leaves_out_generated_sets_unless_they_are_all_there_is():
+    synthetic = [cell(c, s, dataset="synthetic", dataset_label="Synthetic", domain="synthetic", image_auroc=.1)
+                 for c in ("carpet", "nut") for s in range(3)]
+    overall = pick(long_csv(pd.concat([two_datasets(), pd.DataFrame(synthetic)])), "mean", "mean", "image_auroc")
+    assert overall["mean"] == pytest.approx(75.0) and overall["n_datasets"] == 2  # MVTec and VisA only
+    alone = pick(long_csv(pd.DataFrame(synthetic)), "mean", "mean", "image_auroc")
+    assert alone["mean"] == pytest.approx(10.0)
+
+
 def test_markdown_shows_percent_with_std_and_dash_where_metric_does_not_apply():
     md = make_table(two_datasets(), "md")
     mvtec = next(line for line in md.splitlines() if "MVTec AD" in line)
