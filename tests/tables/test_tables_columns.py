@@ -117,3 +117,19 @@ def test_cli_table_merges_protocol_and_splits_with_by_aux(tmp_path, capsys):
     assert merged.splitlines()[0].count("<br>") == 1 and "81.0 ± 1.4" in merged
     assert main(["table", "--out", str(store.out), "--format", "md", "--metrics", "image_auroc", "--by-aux"]) == 0
     assert capsys.readouterr().out.splitlines()[0].count("aux ") == 2
+
+
+def test_table_selects_methods_and_datasets_and_names_unknown_ones(tmp_path, capsys):
+    trained_store(tmp_path, {"mpama": {"mvtec": .9, "visa": .8, "btad": .7}, "anomalyclip": {"mvtec": .6, "visa": .5}})
+    out = str(tmp_path / "out")
+    assert main(["table", "--out", out, "--format", "csv", "--csv-layout", "long", "--methods", "mpama",
+                 "--datasets", "mvtec,btad"]) == 0
+    long = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert set(long["method"]) == {"mpama"} and set(long["dataset"]) - {"mean"} == {"mvtec", "btad"}
+    assert main(["table", "--out", out, "--format", "csv", "--csv-layout", "long", "--methods", "ANOMALYCLIP"]) == 0
+    assert set(pd.read_csv(io.StringIO(capsys.readouterr().out))["method"]) == {"anomalyclip"}  # by label
+    assert main(["table", "--out", out, "--methods", "winclip"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--methods: 'winclip' is not in these results; they hold ANOMALYCLIP, MPAMA, anomalyclip, mpama" in err
+    assert main(["table", "--out", out, "--datasets", "mpdd"]) == 1
+    assert "--datasets: 'mpdd' is not in these results; they hold btad, mvtec, visa" in " ".join(capsys.readouterr().err.split())

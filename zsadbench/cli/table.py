@@ -18,6 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=name_list, default=None, metavar="NAME[,NAME]",
                         help="metrics to show, e.g. image_auroc,pixel_auroc,aupro (default: every metric with a value)")
     parser.add_argument("--level", choices=("image", "pixel"), default=None, help="only image- or pixel-level metrics")
+    parser.add_argument("--methods", type=name_list, default=None, metavar="NAME[,NAME]",
+                        help="only these methods (names as in `zsadbench list`, or variant labels such as "
+                             "'MPAMA [experts=3]')")
+    parser.add_argument("--datasets", type=name_list, default=None, metavar="NAME[,NAME]",
+                        help="only these datasets (their names, e.g. mvtec,visa)")
     parser.add_argument("--digits", type=positive_int, default=1, help="decimals of the percentages (default: 1)")
     parser.add_argument("--reported", type=Path, action="append", default=[], metavar="CSV",
                         help="CSV of paper-reported numbers to show beside ours, marked † (repeatable)")
@@ -40,6 +45,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default=None, help="base name of the written files (default: the output folder's name)")
 
 
+def select(frame, methods: tuple[str, ...] | None, datasets: tuple[str, ...] | None):
+    """The rows of ``frame`` of the chosen methods (name or variant label) and datasets; a name that matches
+    nothing is an error listing what the results hold."""
+    from ..errors import ConfigError
+
+    for chosen, columns, option in ((methods, ("method", "method_label"), "--methods"), (datasets, ("dataset",), "--datasets")):
+        if not chosen:
+            continue
+        held = sorted({str(v) for c in columns for v in frame[c].unique()})
+        unknown = [name for name in chosen if name not in held]
+        if unknown:
+            raise ConfigError(f"{option}: {unknown[0]!r} is not in these results; they hold {', '.join(held)}")
+        frame = frame[frame[list(columns)].isin(chosen).any(axis=1)]
+    return frame
+
+
 def show(out: Path) -> int:
     """Print what ``zsadbench table --out OUT`` prints (the end-of-run table of ``zsadbench run``)."""
     parser = argparse.ArgumentParser()
@@ -60,7 +81,7 @@ def execute(args: argparse.Namespace) -> int:
     if args.write is not None and args.write.exists() and not args.write.is_dir():
         raise ConfigError(f"--write {args.write}: that is a file; --write takes a folder the tables are written into "
                           "(created if missing)")
-    frame = results_frame(args.out)
+    frame = select(results_frame(args.out), args.methods, args.datasets)
     if args.layout == "paper":
         return _paper(args, frame)
     per_category = args.per_category if args.per_category is not None else frame["dataset"].nunique() == 1
