@@ -6,7 +6,7 @@ import time
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 #: Seconds between the plain progress lines printed when the output is not a terminal (a pipe, a log file);
@@ -31,7 +31,6 @@ class RunDisplay:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            TimeRemainingColumn(),
             console=self.console,
             transient=False,
         )
@@ -39,7 +38,18 @@ class RunDisplay:
         self.inner = self.progress.add_task("", total=1.0, visible=False)
 
     def _summary(self) -> str:
-        return f"cells: [green]{self.done} done[/] [cyan]{self.cached} cached[/] [red]{self.failed} failed[/]"
+        left = self.remaining()
+        eta = "" if left is None else f" · ~{_clock(left)} left"
+        return f"cells: [green]{self.done} done[/] [cyan]{self.cached} cached[/] [red]{self.failed} failed[/]{eta}"
+
+    def remaining(self, now: float | None = None) -> float | None:
+        """Seconds the cells not finished yet should take, at the mean time of the cells computed so far (cached
+        cells cost nothing and are left out); ``None`` before the first computed cell."""
+        computed = self.done + self.failed
+        if computed == 0:
+            return None
+        spent = (time.monotonic() if now is None else now) - self._started
+        return spent / computed * (self.total - computed - self.cached)
 
     def __enter__(self) -> "RunDisplay":
         self.progress.start()
@@ -56,8 +66,10 @@ class RunDisplay:
         if self.plain and now - self._printed >= self.every:
             self._printed = now
             finished = self.done + self.cached + self.failed
-            elapsed = time.strftime("%H:%M:%S", time.gmtime(now - self._started))
-            self.console.print(f"[{elapsed}] cells {finished}/{self.total} ({self.failed} failed); {message}: "
+            elapsed = _clock(now - self._started)
+            left = self.remaining(now)
+            eta = "" if left is None else f", ~{_clock(left)} left"
+            self.console.print(f"[{elapsed}] cells {finished}/{self.total} ({self.failed} failed{eta}); {message}: "
                                f"{fraction:.0%}", markup=False, highlight=False, soft_wrap=True)
 
     def cell_finished(self, outcome: str, line: str) -> None:
@@ -71,3 +83,9 @@ class RunDisplay:
     def note(self, line: str) -> None:
         """Print one line above the progress bars."""
         self.console.print(line, highlight=False, soft_wrap=True)
+
+
+def _clock(seconds: float) -> str:
+    """``H:MM:SS`` (hours unbounded)."""
+    whole = int(round(max(seconds, 0.0)))
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
