@@ -196,3 +196,13 @@ def test_table_write_onto_a_file_is_one_line(data_root, tmp_path, capsys):
     assert main(["table", "--out", str(out), "--write", str(target)]) == 1
     assert f"--write {target}: that is a file" in one_line(capsys.readouterr().err)
     assert target.read_text() == "keep me"
+
+
+def test_rescore_reports_its_progress_cell_by_cell(data_root, tmp_path):
+    from zsadbench.runner.rescore import rescore
+
+    out = tmp_path / "out"
+    assert toy(data_root, out) == 0
+    calls = []
+    report = rescore(out, progress=lambda done, total: calls.append((done, total)))
+    assert report.cells == 2 and calls == [(0, 2), (1, 2), (2, 2)]

@@ -27,7 +27,13 @@ def execute(args: argparse.Namespace) -> int:
         if rebuilt.damaged:
             console.print(f"  {len(rebuilt.damaged)} damaged artifacts were skipped: move them aside and run the "
                           "same `zsadbench run` command again to recompute their cells", highlight=False)
-    report = rescore(args.out, update=args.update)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("rescoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("", total=None)
+        report = rescore(args.out, update=args.update,
+                         progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(f"rescored {report.cells} cells: {len(report.changed)} differ from the stored metrics", highlight=False)
     for cell_id, what, diff in report.changed:
         console.print(f"  {what} ({cell_id}): largest difference {diff:.3g}", highlight=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -41,16 +42,18 @@ def metrics_from_artifact(arrays: dict[str, np.ndarray], declared: list[str] | t
                         arrays["map_max"], unpack_masks(arrays))
 
 
-def rescore(out: str | Path, *, update: bool = False) -> RescoreReport:
-    """Recompute the metrics of every successful cell in ``out``; store the new values when ``update``."""
+def rescore(out: str | Path, *, update: bool = False,
+            progress: Callable[[int, int], None] = lambda done, total: None) -> RescoreReport:
+    """Recompute the metrics of every successful cell in ``out``; store the new values when ``update``.
+    ``progress(done, total)`` is called after each cell."""
     store = ResultStore(out)
     if not store.exists():
         raise StoreError(f"no results store in {out} ({store.db_path} is missing): run `zsadbench run ... --out {out}` "
                          f"first, or add --rebuild if {Path(out) / 'cells'} holds the artifacts of a run")
     report = RescoreReport()
-    for cell in store.rows():
-        if cell.status != "ok":
-            continue
+    cells = [cell for cell in store.rows() if cell.status == "ok"]
+    for number, cell in enumerate(cells, 1):
+        progress(number - 1, len(cells))
         try:
             arrays = store.load_artifact(cell.cell_id)
         except StoreError as exc:
@@ -76,6 +79,7 @@ def rescore(out: str | Path, *, update: bool = False) -> RescoreReport:
             report.changed.append((cell.cell_id, f"{cell.method} {cell.dataset}/{cell.category}", diff))
             if update:
                 store.put(replace(cell, metrics=metrics))
+    progress(len(cells), len(cells))
     return report
 
 
