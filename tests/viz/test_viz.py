@@ -78,6 +78,11 @@ def test_viz_of_a_synthetic_run_opens_in_a_browser(tmp_path):
     assert main([*RUN, "--datasets", "synthetic", "--shots", "0,1", "--eval-size", "32", "--out", str(out)]) == 0
     assert main(["viz", "--out", str(out)]) == 0
     check_gallery(out, tmp_path, expected_pngs=6)  # 3 categories x (zero-shot, 1-shot)
+    from zsadbench.viz import write_galleries
+
+    calls = []
+    write_galleries(out, tmp_path / "again", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 6) for i in range(7)]  # before each of the 6 cells, then done
 
 
 def test_viz_of_the_real_mvtec_samples(tmp_path, real_mvtec):

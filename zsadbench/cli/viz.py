@@ -21,7 +21,13 @@ def execute(args: argparse.Namespace) -> int:
 
     from ..viz import write_galleries
 
-    written = write_galleries(args.out, args.write, args.per_kind)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True)
+    with Progress(TextColumn("drawing galleries"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("", total=None)
+        written = write_galleries(args.out, args.write, args.per_kind,
+                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
     console.print(f"wrote {len(written) - 1} gallery files and {written[-1]}", highlight=False)
     return 0

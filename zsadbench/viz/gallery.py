@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,18 +60,23 @@ def gallery_figure(arrays: dict, cases: list[Case], title: str, root: str | Path
     return fig
 
 
-def write_galleries(out: str | Path, dest: str | Path | None = None, per_kind: int = 2) -> list[Path]:
+def write_galleries(out: str | Path, dest: str | Path | None = None, per_kind: int = 2,
+                    progress: Callable[[int, int], None] = lambda done, total: None) -> list[Path]:
     """A PNG (and PDF) per variant, dataset and category under ``dest`` (default ``OUT/viz``), and
-    ``dest/gallery.html`` showing them all with the images inlined; returns the files written."""
+    ``dest/gallery.html`` showing them all with the images inlined; returns the files written.
+    ``progress(done, total)`` is called after each cell."""
     store = ResultStore(out)
     if not store.exists():
         raise ConfigError(f"no results in {out}: run `zsadbench run ... --out {out}` first")
     dest = Path(dest) if dest is not None else Path(out) / "viz"
+    shown = {label: _first_seed(cells) for label, cells in variants([c for c in finished(store) if c.artifact]).items()}
+    total, done = sum(len(cells) for cells in shown.values()), 0
     sections, written = [], []
-    for label, cells in variants([c for c in finished(store) if c.artifact]).items():
-        seed = min(c.seed for c in cells)
+    for label, cells in shown.items():
         figures = []
-        for cell in sorted((c for c in cells if c.seed == seed), key=lambda c: (c.dataset, c.category, c.shots)):
+        for cell in cells:
+            progress(done, total)
+            done += 1
             arrays = store.load_cell_arrays(cell.cell_id)
             cases = pick_cases(arrays["image_keys"], arrays["pred_score"], arrays["gt_label"], per_kind)
             cases = [case for case in cases if arrays["map_kept"][case.index]]  # --keep-maps gallery/none
@@ -85,10 +91,17 @@ def write_galleries(out: str | Path, dest: str | Path | None = None, per_kind: i
             figures.append((title, paths[0]))
         if figures:
             sections.append((label, cells[0].random_init, figures))
+    progress(total, total)
     page = dest / "gallery.html"
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(_page(Path(out).resolve().name, sections), encoding="utf-8")
     return [*written, page]
+
+
+def _first_seed(cells: list) -> list:
+    """The cells of the lowest seed, by dataset, category and shots: one gallery per category."""
+    seed = min(c.seed for c in cells)
+    return sorted((c for c in cells if c.seed == seed), key=lambda c: (c.dataset, c.category, c.shots))
 
 
 def _page(run: str, sections) -> str:
