@@ -22,7 +22,7 @@ SCRIPTS = ROOT / "scripts" / "compare_official"
 STORED = ROOT / "tests" / "reference_outputs" / "official"
 #: Absolute tolerance on every stage; the stored runs measured at most 2.9e-6 (each method's README has its table).
 ATOL = 1e-4
-METHODS = ("anomalyclip", "visualad", "promptad", "finegrainedad")
+METHODS = ("anomalyclip", "visualad", "promptad", "finegrainedad", "winclip")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
