@@ -206,3 +206,20 @@ def test_rescore_reports_its_progress_cell_by_cell(data_root, tmp_path):
     calls = []
     report = rescore(out, progress=lambda done, total: calls.append((done, total)))
     assert report.cells == 2 and calls == [(0, 2), (1, 2), (2, 2)]
+
+
+def test_a_read_only_out_folder_gets_one_line_without_a_mount(data_root, tmp_path, capsys, monkeypatch):
+    import errno
+
+    out = tmp_path / "ro" / "out"
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if self == out or out in self.parents:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    assert toy(data_root, out) == 1
+    err = one_line(capsys.readouterr().err)
+    assert "read-only" in err and "writable --out" in err and str(out) in err and "Traceback" not in err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import re
 
@@ -17,8 +18,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def field_docs(config_class: type) -> dict[str, str]:
     """For each field, the first sentence of the config class's docstrings (its own, then its bases') that names
     it inside a ````...```` span (alone or in an expression such as ````1 + region_weight````)."""
-    import dataclasses
-
     names = {f.name for f in dataclasses.fields(config_class)}
     sentences: list[str] = []
     for cls in config_class.__mro__:

@@ -1,6 +1,8 @@
 """Building a :class:`Plan` from a :class:`RunConfig`: resolve plugins and data, expand the cells."""
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 
 from .. import registry
@@ -53,10 +55,13 @@ class Plan:
         """The method variant a fit group runs."""
         return self.methods[group.spec_key]
 
+    @functools.cached_property
+    def _specs_by_identity(self) -> dict[tuple[str, str], MethodSpec]:
+        return {(s.name, s.config.config_hash()): s for s in self.methods.values()}
+
     def spec_for(self, cell: Cell) -> MethodSpec:
         """The method variant a cell belongs to."""
-        return next(s for s in self.methods.values()
-                    if s.name == cell.method and s.config.config_hash() == cell.config_hash)
+        return self._specs_by_identity[(cell.method, cell.config_hash)]
 
     def describe(self, cell: Cell) -> str:
         """:meth:`Cell.describe` with the variant (``[gain=2]``) when the run holds several of its method."""
