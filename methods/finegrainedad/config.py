@@ -29,7 +29,8 @@ class FineGrainedADConfig(PromptADConfig):
     (foreground/background with ``cluster_k_stage1`` neighbours, then components with ``cluster_k_stage2``). A
     region's tokens get the loss weight ``1 + region_weight`` (the paper's γ), others 1.
 
-    Losses: ``eam_margin`` (ε) of the triplet loss on Euclidean distances, ``lambda_align`` for the mean loss,
+    Losses: ``eam_margin`` (ε) of the triplet loss, on Euclidean distances per token as the paper states it
+    (``margin_form="euclidean"``; PromptAD's other forms are there too), ``lambda_align`` for the mean loss,
     ``lambda_reg`` for the regularisation loss, ``lambda_query`` for the Query Former's cosine loss.
 
     Inference: ``token_wise`` assigns each token the level whose Query Former output is most similar (off: the mean
@@ -48,10 +49,12 @@ class FineGrainedADConfig(PromptADConfig):
     counting the token itself), TCFormer's nearest-centre assignment and tie noise, no prompt-chosen centres, the
     first shot's foreground for every shot; region weights applied by scaling the features; the margin loss summed
     over tokens; a Query Former whose queries each see one key and which is never trained. It requires the released
-    image score and CLS level (their defaults).
+    image score and CLS level (their defaults) and the token-summed margin loss (``margin_form`` ``euclidean``, the
+    default, is read as it; ``squared`` is refused).
     """
 
     eam_margin: float = 1.0
+    margin_form: Literal["token_summed", "euclidean", "squared"] = "euclidean"
     epochs_cls: int = 50
     captions_dir: str = ""
     attribute_prompts: bool = True
@@ -89,4 +92,7 @@ class FineGrainedADConfig(PromptADConfig):
         CrossCheck(("cls_level", "as_shipped"), lambda c: not c.as_shipped or c.cls_level == "query_former",
                    "cls_level={cls_level!r} contradicts as_shipped=True, which reproduces the released code's "
                    "CLS level ('query_former')"),
+        CrossCheck(("margin_form", "as_shipped"), lambda c: not c.as_shipped or c.margin_form != "squared",
+                   "margin_form={margin_form!r} contradicts as_shipped=True, which reproduces the released code's "
+                   "token-summed margin loss ('token_summed')"),
     )

@@ -14,11 +14,10 @@ from zsadbench.methods.promptad import (
     Scores,
     VisualFeatures,
     logit_scale,
+    margin_loss,
     mean_alignment_loss,
     memory_score,
     text_score,
-    token_summed_triplet_loss,
-    triplet_loss,
     v2t_loss,
 )
 
@@ -166,12 +165,14 @@ class FineGrainedADHead(nn.Module):
         ``weights [K, N]`` stress the level's region."""
         cfg = self.cfg
         align = cfg.lambda_align * mean_alignment_loss(group.handcrafted, group.learned)
-        if cfg.as_shipped:  # on CLS features [K, D] the token-summed margin loss is the squared-distance one
+        if cfg.as_shipped:  # region weights scale the features of every term, as the released code applies them
             scaled = z if weights is None else z * weights[..., None]
             return (v2t_loss(scaled, group.normal_anchor, group.abnormal, self.scale)
-                    + token_summed_triplet_loss(scaled, group.normal_anchor, group.abnormal_anchor, cfg.eam_margin) + align)
+                    + margin_loss(z, group.normal_anchor, group.abnormal_anchor, cfg.eam_margin, "token_summed",
+                                  weights=weights) + align)
         return (v2t_loss(z, group.normal_anchor, group.abnormal, self.scale, weights)
-                + triplet_loss(z, group.normal_anchor, group.abnormal_anchor, cfg.eam_margin, squared=False, weights=weights)
+                + margin_loss(z, group.normal_anchor, group.abnormal_anchor, cfg.eam_margin, cfg.margin_form,
+                              weights=weights)
                 + align)
 
     def seg_loss(self, shots: VisualFeatures) -> dict[str, torch.Tensor]:

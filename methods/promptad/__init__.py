@@ -10,7 +10,7 @@ plugins. Import them from this package, not from its modules; everything else he
 - visual features: :class:`VisualFeatures`, :func:`extract` (through the feature cache);
 - prompts: :class:`GroupTexts`, :class:`GroupFeatures`, :class:`PromptBank`, :func:`abnormal_states`;
 - scoring and losses: :class:`Scores`, :func:`logit_scale`, :func:`memory_score`, :func:`text_score`,
-  :func:`mean_alignment_loss`, :func:`token_summed_triplet_loss`, :func:`triplet_loss`, :func:`v2t_loss`.
+  :func:`margin_loss`, :func:`mean_alignment_loss`, :func:`token_summed_triplet_loss`, :func:`triplet_loss`, :func:`v2t_loss`.
 """
 from zsadbench.lazy import surface
 
@@ -27,6 +27,7 @@ _WHERE = {
     "abnormal_states": ".states",
     "extract": ".features",
     "logit_scale": ".model",
+    "margin_loss": ".losses",
     "mean_alignment_loss": ".losses",
     "memory_score": ".scoring",
     "text_score": ".scoring",

@@ -31,8 +31,12 @@ class PromptADConfig(MethodConfig):
     abnormal contexts of ``n_ctx_ab`` vectors. Context vectors start as ``N(0, ctx_init_std²)``.
 
     Losses: cross-entropy of every token (or the CLS feature) against ``[normal mean, each abnormal prompt]``,
-    the explicit anomaly margin ``relu(‖z−n̄‖² − ‖z−ā‖² + eam_margin)`` and ``lambda_align`` times the squared
-    distance of the mean handcrafted and mean learned abnormal features. Logits are cosines times CLIP's
+    the explicit anomaly margin with ``eam_margin`` and ``lambda_align`` times the squared distance of the mean
+    handcrafted and mean learned abnormal features. ``margin_form`` is the margin loss's form: ``token_summed``,
+    the official code's (its ``TripletLoss`` on a token map ``[K, N, D]`` sums the squared differences over the
+    tokens, then takes ``relu(· + eam_margin)`` per channel and the mean; on CLS features it is the squared
+    distance per feature), which produced the published numbers (hence the default); ``euclidean``, the paper's
+    ``relu(‖z−n̄‖ − ‖z−ā‖ + eam_margin)`` per token; ``squared``, the same on squared distances. Logits are cosines times CLIP's
     ``logit_scale``: ``raw`` takes the stored parameter itself (ln 100 ≈ 4.6 for LAION weights), as the official
     code does, ``exp`` its exponential (CLIP's own temperature).
 
@@ -60,6 +64,7 @@ class PromptADConfig(MethodConfig):
     class_states: bool = True
     logit_scale: Literal["raw", "exp"] = "raw"
     eam_margin: float = 0.0
+    margin_form: Literal["token_summed", "euclidean", "squared"] = "token_summed"
     lambda_align: float = 0.001
     epochs_seg: int = 100
     epochs_cls: int = 100

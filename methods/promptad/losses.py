@@ -5,8 +5,12 @@ mean; FineGrainedAD uses them to stress the tokens of a prompt's own region.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+
+MarginForm = Literal["token_summed", "euclidean", "squared"]
 
 
 def _mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
@@ -40,6 +44,19 @@ def token_summed_triplet_loss(z: torch.Tensor, normal: torch.Tensor, abnormal: t
     near = (z - normal).pow(2).sum(dim=1)
     far = (z - abnormal).pow(2).sum(dim=1)
     return F.relu(near - far + margin).mean()
+
+
+def margin_loss(z: torch.Tensor, normal: torch.Tensor, abnormal: torch.Tensor, margin: float, form: MarginForm, *,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The explicit anomaly margin in one of its three forms: ``token_summed`` (the released code's: squared
+    differences summed over the tokens of a token map, see :func:`token_summed_triplet_loss`; on features ``[K, D]``
+    it is the squared distance per feature), ``euclidean`` (the paper's: ``relu(‖z−n̄‖ − ‖z−ā‖ + margin)`` per token)
+    or ``squared`` (the same on squared distances). ``weights`` weigh each token's term in the per-token forms and
+    scale the features in the token-summed one."""
+    if form == "token_summed":
+        scaled = z if weights is None else z * weights[..., None]
+        return token_summed_triplet_loss(scaled, normal, abnormal, margin)
+    return triplet_loss(z, normal, abnormal, margin, squared=form == "squared", weights=weights)
 
 
 def mean_alignment_loss(handcrafted: torch.Tensor, learned: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ class PromptAD(Method):
     """PromptAD; see :class:`~.config.PromptADConfig` for every hyper-parameter."""
 
     name: ClassVar[str] = "promptad"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     label: ClassVar[str] = "PromptAD"
     settings: ClassVar[frozenset[str]] = frozenset({"few-shot"})
     shots: ClassVar[tuple[int, ...]] = (1, 2, 4)

@@ -16,7 +16,7 @@ from zsadbench.backbones import ClipBackbone, PromptTextEncoder
 
 from .config import PromptADConfig
 from .features import VisualFeatures
-from .losses import mean_alignment_loss, triplet_loss, v2t_loss
+from .losses import MarginForm, margin_loss, mean_alignment_loss, v2t_loss
 from .prompts import GroupFeatures, GroupTexts, PromptBank
 from .scoring import grid_to_map, harmonic, map_max, memory_score, text_score
 from .states import abnormal_states, class_name
@@ -36,11 +36,12 @@ def logit_scale(backbone: ClipBackbone, mode: str) -> float:
 
 
 def group_losses(z: torch.Tensor, group: GroupFeatures, scale: float, margin: float, lambda_align: float,
-                 *, squared: bool = True, weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """PromptAD's three losses of normal features ``z [..., D]`` against one prompt group."""
+                 form: MarginForm) -> dict[str, torch.Tensor]:
+    """PromptAD's three losses of normal features ``z [..., D]`` against one prompt group, the margin loss in
+    ``form`` (see :func:`~.losses.margin_loss`)."""
     losses = {
-        "v2t": v2t_loss(z, group.normal_anchor, group.abnormal, scale, weights),
-        "eam": triplet_loss(z, group.normal_anchor, group.abnormal_anchor, margin, squared=squared, weights=weights),
+        "v2t": v2t_loss(z, group.normal_anchor, group.abnormal, scale),
+        "eam": margin_loss(z, group.normal_anchor, group.abnormal_anchor, margin, form),
         "align": lambda_align * mean_alignment_loss(group.handcrafted, group.learned),
     }
     losses["total"] = losses["v2t"] + losses["eam"] + losses["align"]
@@ -80,11 +81,13 @@ class PromptADHead(nn.Module):
 
     def seg_loss(self, shots: VisualFeatures) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        return group_losses(shots.patches, self.seg()["class"], self.scale, cfg.eam_margin, cfg.lambda_align)
+        return group_losses(shots.patches, self.seg()["class"], self.scale, cfg.eam_margin, cfg.lambda_align,
+                            cfg.margin_form)
 
     def cls_loss(self, shots: VisualFeatures) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        return group_losses(shots.cls, self.cls()["class"], self.scale, cfg.eam_margin, cfg.lambda_align)
+        return group_losses(shots.cls, self.cls()["class"], self.scale, cfg.eam_margin, cfg.lambda_align,
+                            cfg.margin_form)
 
     @torch.no_grad()
     def freeze(self) -> None:

@@ -29,6 +29,7 @@ from unittest import mock
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 import promptad_ours as ours
 from common import arguments, differences, report, table
@@ -101,6 +102,27 @@ def text_stages(model, prefix: str) -> dict[str, torch.Tensor]:
     }
 
 
+def loss_stages(official: ModuleType, model, support: torch.Tensor, task: str) -> dict[str, torch.Tensor]:
+    """The three loss terms of one official training step at the initial prompts, as ``train_seg.py`` (patch
+    tokens) and ``train_cls.py`` (CLS feature) compute them, in float32: the official ``TripletLoss`` with
+    their margin 0, ``nn.CrossEntropyLoss`` and the alignment term times ``--lambda1``'s default."""
+    triplet = importlib.import_module(f"{official.__package__}").TripletLoss(margin=0.0)
+    normal, handcrafted, learned = model.prompt_learner()
+    normal = model.encode_text_embedding(normal, model.tokenized_normal_prompts)
+    handcrafted = model.encode_text_embedding(handcrafted, model.tokenized_abnormal_prompts_handle)
+    learned = model.encode_text_embedding(learned, model.tokenized_abnormal_prompts_learned)
+    abnormal = torch.cat([handcrafted, learned])
+    align = (F.normalize(handcrafted, dim=-1).mean(dim=0) - F.normalize(learned, dim=-1).mean(dim=0)).norm(dim=0) ** 2
+    cls_feature, feature_map, _, _ = model.encode_image(support)
+    z = feature_map if task == "seg" else cls_feature[:, None]
+    normal_anchor = F.normalize(normal.mean(dim=0, keepdim=True), dim=-1)
+    abnormal_anchor = F.normalize(abnormal.mean(dim=0, keepdim=True), dim=-1)
+    logits = torch.cat([z @ normal_anchor.T, z @ F.normalize(abnormal, dim=-1).T], dim=-1) * model.model.logit_scale
+    v2t = torch.nn.CrossEntropyLoss()(logits.transpose(1, 2), torch.zeros(logits.shape[:2], dtype=torch.long))
+    eam = triplet(feature_map if task == "seg" else cls_feature, normal_anchor, abnormal_anchor)
+    return {f"{task}_loss_v2t": v2t, f"{task}_loss_eam": eam, f"{task}_loss_align": align * ours.CONFIG.lambda_align}
+
+
 def build_gallery(model, support: torch.Tensor) -> None:
     """The official fit's memory: the support images' tapped tokens, normalised into the feature galleries."""
     _, _, first, second = model.encode_image(support)
@@ -138,6 +160,7 @@ def official_stages(official: ModuleType, method, support01: torch.Tensor, queri
             check_prompts(model, getattr(method.head_, task))
             build_gallery(model, support)
             stages.update(text_stages(model, task))
+            stages.update(loss_stages(official, model, support, task))
         seg, cls = models["seg"], models["cls"]
         stages.update({f"gallery_{layer}": getattr(seg, f"feature_gallery{i}").clone()
                        for i, layer in enumerate(OFFICIAL_MEMORY_LAYERS, start=1)})

@@ -38,6 +38,9 @@ PROMPT_SEED = 0
 IMAGE_SEED = 1
 NUM_SHOTS = 1
 NUM_QUERIES = 3
+#: PromptAD's loss terms, each compared for the segmentation prompts (on the support's patch tokens) and the
+#: classification prompts (on its CLS feature) at the initial prompts: cross-entropy, margin, weighted alignment.
+LOSS_TERMS = ("v2t", "eam", "align")
 #: The stages compared, in the order of the official test: text features of each prompt set, the support
 #: memory, the query features, the maps and the image score.
 STAGES = (
@@ -47,6 +50,7 @@ STAGES = (
     "patch_tokens", "cls_feature", *(f"memory_{layer}" for layer in CONFIG.memory_layers),
     "text_map", "memory_map", "fused_grid", "fused_map", "smoothed_map",
     "image_text_score", "memory_max", "image_score",
+    *(f"{task}_loss_{term}" for task in ("seg", "cls") for term in LOSS_TERMS),
 )
 
 
@@ -128,7 +132,8 @@ def our_stages(method: PromptAD, queries01: torch.Tensor) -> dict[str, np.ndarra
     ``gallery_<L> [k·N, W]``, the query ``patch_tokens [B, N, D]``, ``cls_feature [B, D]`` and ``memory_<L>
     [B, N, W]`` (all L2-normalised). Maps on the ``[B, h, w]`` grid (``text_map``, ``memory_map``, ``fused_grid``)
     and at ``map_size`` (``fused_map`` before and ``smoothed_map`` after the Gaussian). Scores ``[B]``: the CLS text
-    score, the largest memory score at ``image_score_size`` and the fused image score.
+    score, the largest memory score at ``image_score_size`` and the fused image score. Losses (scalars): each of
+    :data:`LOSS_TERMS` of both prompt sets on the support image's features.
     """
     head, cfg, backbone = method.head_, method.config, method.backbone_
     grid = backbone.grid_size
@@ -138,6 +143,8 @@ def our_stages(method: PromptAD, queries01: torch.Tensor) -> dict[str, np.ndarra
         scores = head.scores(query)
         pixel = harmonic(scores.text, scores.visual)
         image, smoothed = fuse(scores, grid, cfg.map_size, cfg.sigma, cfg.image_score_size)
+        shots = extract(backbone, input_images()[0], cfg.memory_layers, memory_tap=cfg.memory_tap)
+        losses = {"seg": head.seg_loss(shots), "cls": head.cls_loss(shots)}
     on_grid = {name: s.reshape(-1, *grid) for name, s in
                (("text_map", scores.text), ("memory_map", scores.visual), ("fused_grid", pixel))}
     stages = {
@@ -153,6 +160,7 @@ def our_stages(method: PromptAD, queries01: torch.Tensor) -> dict[str, np.ndarra
         "image_text_score": scores.image_text,
         "memory_max": map_max(scores.visual, grid, cfg.image_score_size),
         "image_score": image,
+        **{f"{task}_loss_{term}": terms[term] for task, terms in losses.items() for term in LOSS_TERMS},
     }
     return {name: stages[name].detach().float().cpu().numpy() for name in STAGES}
 

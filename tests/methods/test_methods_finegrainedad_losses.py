@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from zsadbench.errors import ConfigError
 from zsadbench.methods.finegrainedad.config import FineGrainedADConfig
 from zsadbench.methods.finegrainedad.method import FineGrainedAD
 from zsadbench.methods.finegrainedad.model import regularisation_loss
@@ -174,9 +175,16 @@ def tiny_head(**overrides):
     return head, shots
 
 
-@pytest.mark.parametrize("shipped", [False, True])
-def test_segmentation_loss_is_the_weighted_sum_of_its_terms(shipped):
-    head, shots = tiny_head(as_shipped=shipped)
+def summed_by_hand(z, normal, abnormal, margin):
+    """The released margin loss: squared differences summed over the tokens, max(· + ε, 0) per channel, mean."""
+    near, far = ((z - normal) ** 2).sum(dim=1), ((z - abnormal) ** 2).sum(dim=1)
+    return torch.clamp(near - far + margin, min=0).mean()
+
+
+@pytest.mark.parametrize("shipped,form", [(False, "euclidean"), (False, "squared"), (False, "token_summed"),
+                                          (True, "euclidean"), (True, "token_summed")])
+def test_segmentation_loss_is_the_weighted_sum_of_its_terms(shipped, form):
+    head, shots = tiny_head(as_shipped=shipped, margin_form=form)
     cfg = head.cfg
     with torch.no_grad():
         losses = head.seg_loss(shots)
@@ -186,16 +194,15 @@ def test_segmentation_loss_is_the_weighted_sum_of_its_terms(shipped):
             weights = None if name == "image" else head.weights[i]
             normal, abnormal, abnormal_mean = anchors(group)
             align = cfg.lambda_align * mean_by_hand(group.handcrafted, group.learned)
+            z = shots.patches if weights is None else shots.patches * weights[..., None]
             if shipped:  # region weights scale the features; the margin loss sums over the tokens
-                z = shots.patches if weights is None else shots.patches * weights[..., None]
-                near = ((z - normal) ** 2).sum(dim=1)
-                far = ((z - abnormal_mean) ** 2).sum(dim=1)
-                margin = torch.clamp(near - far + cfg.eam_margin, min=0).mean()
-                expected_levels += clip_by_hand(z, normal, abnormal, head.scale) + margin + align
+                expected_levels += (clip_by_hand(z, normal, abnormal, head.scale)
+                                    + summed_by_hand(z, normal, abnormal_mean, cfg.eam_margin) + align)
             else:
-                expected_levels += (clip_by_hand(shots.patches, normal, abnormal, head.scale, weights)
-                                    + triplet_by_hand(shots.patches, normal, abnormal_mean, cfg.eam_margin, weights)
-                                    + align)
+                margin = (summed_by_hand(z, normal, abnormal_mean, cfg.eam_margin) if form == "token_summed" else
+                          triplet_by_hand(shots.patches, normal, abnormal_mean, cfg.eam_margin, weights,
+                                          squared=form == "squared"))
+                expected_levels += clip_by_hand(shots.patches, normal, abnormal, head.scale, weights) + margin + align
         reg = cfg.lambda_reg * reg_by_hand(levels, head.components, shipped=shipped)
         total = expected_levels + reg
         if not shipped:
@@ -208,6 +215,12 @@ def test_segmentation_loss_is_the_weighted_sum_of_its_terms(shipped):
     torch.testing.assert_close(losses["levels"], expected_levels)
     torch.testing.assert_close(losses["reg"], reg)
     torch.testing.assert_close(losses["total"], total)
+
+
+def test_as_shipped_refuses_a_per_token_squared_margin():
+    with pytest.raises(ConfigError, match="margin_form='squared' contradicts as_shipped=True"):
+        FineGrainedADConfig(as_shipped=True, margin_form="squared")
+    assert FineGrainedADConfig().margin_form == "euclidean"
 
 
 @pytest.mark.parametrize("overrides", [{}, {"cls_level": "image"}, {"as_shipped": True}])

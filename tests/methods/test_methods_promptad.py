@@ -9,13 +9,18 @@ import pytest
 import torch
 
 from zsadbench.backbones import PromptTextEncoder, create_clip
-from zsadbench.errors import ConfigError, MethodError
-from zsadbench.method import FitData
+from zsadbench.errors import ConfigError
 from zsadbench.methods.promptad.config import PromptADConfig
-from zsadbench.methods.promptad.losses import mean_alignment_loss, token_summed_triplet_loss, triplet_loss, v2t_loss
+from zsadbench.methods.promptad.losses import (
+    margin_loss,
+    mean_alignment_loss,
+    token_summed_triplet_loss,
+    triplet_loss,
+    v2t_loss,
+)
 from zsadbench.methods.promptad.method import PromptAD
-from zsadbench.methods.promptad.model import Scores, fuse, promptad_texts
-from zsadbench.methods.promptad.prompts import GroupTexts, PromptBank, prompt_text
+from zsadbench.methods.promptad.model import Scores, fuse, group_losses, promptad_texts
+from zsadbench.methods.promptad.prompts import GroupFeatures, GroupTexts, PromptBank, prompt_text
 from zsadbench.methods.promptad.scoring import grid_to_map, harmonic, memory_score, text_score
 from zsadbench.methods.promptad.states import GENERIC_STATES, abnormal_states, class_name
 
@@ -100,6 +105,40 @@ def test_losses_on_hand_computed_cases():
     torch.testing.assert_close(token_summed_triplet_loss(z, e0, e1, 1.0), torch.tensor(3.0))
     # mean alignment: handcrafted (2, 0) and learned (0, 5) normalise to e0 and e1: |e0 - e1|^2 = 2
     torch.testing.assert_close(mean_alignment_loss(torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 5.0]])), torch.tensor(2.0))
+
+
+def test_margin_forms_by_hand():
+    # a token map [1, 2, 2] of tokens e0 and e1 against anchors n = e0 and a = e1, margin 0.5
+    e0, e1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    z = torch.stack([e0, e1])[None]
+    # per token: e0 is at 0 from n and sqrt(2) from a, e1 the other way round
+    euclidean = (max(0.0, 0 - math.sqrt(2) + 0.5) + max(0.0, math.sqrt(2) - 0 + 0.5)) / 2
+    squared = (max(0.0, 0 - 2 + 0.5) + max(0.0, 2 - 0 + 0.5)) / 2
+    # summed over the two tokens, per channel: channel 0 is (1-1)² + (0-1)² = 1 from n and (1-0)² + (0-0)² = 1
+    # from a; channel 1 likewise 1 and 1 -> relu(1 - 1 + 0.5) in both
+    summed = 0.5
+    for form, expected in (("euclidean", euclidean), ("squared", squared), ("token_summed", summed)):
+        torch.testing.assert_close(margin_loss(z, e0, e1, 0.5, form), torch.tensor(expected), msg=form)
+    # on CLS features [K, D] the token-summed form is the squared distance per feature
+    cls = torch.stack([e0, e1])
+    torch.testing.assert_close(margin_loss(cls, e0, e1, 0.5, "token_summed"), torch.tensor(squared))
+    # weights scale the features in the token-summed form: a zero weight leaves only the other token
+    weights = torch.tensor([[0.0, 1.0]])
+    torch.testing.assert_close(margin_loss(z, e0, e1, 0.5, "token_summed", weights=weights),
+                               token_summed_triplet_loss(torch.stack([torch.zeros(2), e1])[None], e0, e1, 0.5))
+
+
+def test_group_losses_take_the_configured_margin_form():
+    e0, e1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    group = GroupFeatures(normal=e0[None], handcrafted=e1[None], learned=e1[None])  # anchors e0 and e1
+    z = torch.stack([e0, e1])[None]  # the case of test_margin_forms_by_hand, margin 0.5
+    expected = {"euclidean": (math.sqrt(2) + 0.5) / 2, "squared": 2.5 / 2, "token_summed": 0.5}
+    for form, value in expected.items():
+        losses = group_losses(z, group, 1.0, 0.5, 0.0, form)
+        torch.testing.assert_close(losses["eam"], torch.tensor(value), msg=form)
+    assert PromptADConfig().margin_form == "token_summed"
+    with pytest.raises(ConfigError, match="margin_form"):
+        PromptADConfig(margin_form="cosine")
 
 
 def test_scores_and_fusion_formulas():
