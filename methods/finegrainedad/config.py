@@ -18,7 +18,8 @@ class FineGrainedADConfig(PromptADConfig):
     """FineGrainedAD settings, beyond PromptAD's.
 
     Captions: ``captions_dir`` is a folder of MFSC caption files (``<dir>/<dataset>/<category>.json``) looked in
-    before the shipped ones.
+    before the shipped ones, or the captions as FineGrainedAD releases them (its ``PromptAD/fine_grained_prompts.py``,
+    or the folder holding it; read, never run).
 
     MLLP: ``attribute_prompts`` adds the colour, texture, shape and direction prompts of each component, mixed
     into the component features with learnable weights in (0, 1) (Attr-MoE); ``n_attr_abnormal`` abnormal values

@@ -1,6 +1,7 @@
 """Where caption files live and how they are read and written: ``<folder>/<dataset>/<category>.json``.
 
-A user folder (``captions_dir``) is looked in first, then the data shipped with the package.
+A user folder (``captions_dir``) is looked in first, then the data shipped with the package. ``captions_dir`` may
+also name FineGrainedAD's released caption file (see :mod:`.released`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from .client import API_KEY_ENV, ENDPOINT_ENV
 from .errors import CaptionsError, MissingCaptionsError
+from .released import is_released, load_released, released_file
 from .types import MFSCCaptions
 from .validate import validate
 
@@ -35,10 +37,21 @@ def generate_command(dataset: str, category: str, out: Path | str | None = None)
 
 def load_captions(dataset: str, category: str, folder: Path | str | None = None) -> MFSCCaptions:
     """The captions of ``dataset``/``category``: from ``folder`` when it holds them, else the shipped data.
+    ``folder`` may be FineGrainedAD's released ``fine_grained_prompts.py`` or a folder holding it.
 
     Raises :class:`MissingCaptionsError` naming the folders looked in and the command that generates the
     file, and :class:`CaptionsError` when ``folder`` does not exist or the file found is not valid.
     """
+    if folder and is_released(folder):
+        try:
+            return load_released(folder, dataset, category)
+        except MissingCaptionsError as missing:
+            path = caption_path(shipped_dir(), dataset, category)
+            if path.is_file():
+                return read_captions(path, dataset, category)
+            raise MissingCaptionsError(f"{missing} and the shipped data has no {path.name} for {dataset}; add the "
+                                       f"category to {released_file(folder).name} or generate its captions with "
+                                       f"'{generate_command(dataset, category)}'") from None
     if folder and not Path(folder).expanduser().is_dir():
         raise CaptionsError(f"captions folder {folder} does not exist; fix captions_dir or write captions into it "
                             f"with '{generate_command(dataset, category, folder)}'")

@@ -46,7 +46,8 @@ class AttributeValue:
 
 @dataclass(frozen=True)
 class Source:
-    """Where the captions come from: ``kind`` "written" or "generated" (then with ``model`` and ``image``)."""
+    """Where the captions come from: ``kind`` "written" or "generated" (then with ``model`` and ``image``), or
+    "released" (read from FineGrainedAD's released caption file, see :mod:`.released`)."""
 
     kind: str
     model: str | None = None
@@ -123,7 +124,11 @@ COMPONENT_ATTRIBUTES = ("direction", "colour", "texture", "shape")
 
 @dataclass(frozen=True)
 class MFSCCaptions:
-    """The MFSC captions of one category of one dataset."""
+    """The MFSC captions of one category of one dataset.
+
+    ``vocabularies`` (attribute → values) replaces the schema's vocabulary of those attributes: the released
+    captions bring their own lists, from which the official code draws abnormal values.
+    """
 
     dataset: str
     category: str
@@ -132,6 +137,7 @@ class MFSCCaptions:
     foreground_view: ForegroundView
     component_view: ComponentView
     summary: str
+    vocabularies: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def values(self, attribute: str) -> tuple[str, ...]:
         """The distinct base values of ``attribute`` over every entity, in order of first use.
@@ -153,7 +159,8 @@ class MFSCCaptions:
         from .validate import vocabulary
 
         own = set(self.values(attribute))
-        return tuple(v for v in vocabulary(attribute) if v not in own)
+        values = dict(self.vocabularies).get(attribute) or vocabulary(attribute)
+        return tuple(v for v in values if v not in own)
 
     def to_dict(self) -> dict[str, Any]:
         """The file layout of ``schema.json``."""
