@@ -7,7 +7,7 @@ V-V attention in the last 19 visual blocks, Adam 1e-3 with betas (0.5, 0.999), 1
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from zsadbench.config import MethodConfig
 from zsadbench.constraints import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Constraints, CrossCheck, CrossChecks, Interval, Items
@@ -48,7 +48,9 @@ class AnomalyCLIPConfig(MethodConfig):
 
     Prompts: ``n_ctx`` learnable context tokens before ``object`` / ``damaged object``; ``deep_tokens``
     tokens overwrite positions 1.. of the text sequence entering blocks 2..``deep_depth`` (``deep_depth`` 1
-    switches deep prompts off); ``init_std`` of every learnable tensor.
+    switches deep prompts off); ``init_std`` of every learnable tensor. ``deep_prompt_cast="fp16"`` rounds the
+    deep prompts to float16 where they enter the text tower, as the official code's ``.half()`` cast does; the
+    default ``fp32`` keeps them exact (deviation 4 of the README).
 
     Scoring: ``temperature`` of the two-class softmax (fixed 0.07), ``sigma`` of the Gaussian on the final
     map at ``image_size`` (0 turns it off).
@@ -65,6 +67,7 @@ class AnomalyCLIPConfig(MethodConfig):
     n_ctx: int = 12
     deep_tokens: int = 4
     deep_depth: int = 9
+    deep_prompt_cast: Literal["fp32", "fp16"] = "fp32"
     init_std: float = 0.02
     temperature: float = 0.07
     sigma: float = 4.0

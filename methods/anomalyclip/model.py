@@ -27,7 +27,8 @@ class AnomalyCLIPModel(FrozenBackboneModel):
         super().__init__(backbone)
         self.encoder = PromptTextEncoder(backbone)
         check_text_depth(self.encoder, cfg.deep_depth, type(cfg).__name__)
-        self.prompts = ObjectAgnosticPrompts(self.encoder, cfg.n_ctx, cfg.deep_tokens, cfg.deep_depth, cfg.init_std)
+        self.prompts = ObjectAgnosticPrompts(self.encoder, cfg.n_ctx, cfg.deep_tokens, cfg.deep_depth, cfg.init_std,
+                                             half_deep=cfg.deep_prompt_cast == "fp16")
         self.cfg = cfg
 
     def text_features(self) -> torch.Tensor:

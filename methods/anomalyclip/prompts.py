@@ -62,10 +62,14 @@ class PromptTokens(nn.Module):
 
 
 class ObjectAgnosticPrompts(nn.Module):
-    """``ctx_pos`` / ``ctx_neg`` (``[n_ctx, width]`` each) and ``deep_depth − 1`` deep prompts of ``deep_tokens``."""
+    """``ctx_pos`` / ``ctx_neg`` (``[n_ctx, width]`` each) and ``deep_depth − 1`` deep prompts of ``deep_tokens``;
+    ``half_deep`` rounds the deep prompts to float16 where they enter the text tower, as the official code's
+    ``.half()`` cast does (the parameters themselves stay float32)."""
 
-    def __init__(self, encoder: PromptTextEncoder, n_ctx: int, deep_tokens: int, deep_depth: int, init_std: float) -> None:
+    def __init__(self, encoder: PromptTextEncoder, n_ctx: int, deep_tokens: int, deep_depth: int, init_std: float,
+                 *, half_deep: bool = False) -> None:
         super().__init__()
+        self.half_deep = half_deep
         width = encoder.width
         self.text = PromptTokens(encoder, prompt_texts(n_ctx))
         self.ctx_pos = nn.Parameter(torch.randn(n_ctx, width) * init_std)
@@ -74,4 +78,5 @@ class ObjectAgnosticPrompts(nn.Module):
 
     def forward(self, encoder: PromptTextEncoder) -> torch.Tensor:
         """``[2, embed_dim]``: the normalised normal and anomaly text features, one text pass for both."""
-        return self.text.encode(encoder, torch.stack([self.ctx_pos, self.ctx_neg]), list(self.deep))
+        deep = [d.half().float() for d in self.deep] if self.half_deep else list(self.deep)
+        return self.text.encode(encoder, torch.stack([self.ctx_pos, self.ctx_neg]), deep)

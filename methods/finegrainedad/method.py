@@ -56,7 +56,7 @@ class FineGrainedAD(PromptAD):
         self.check_fitted()
         self._check_batch(batch)
         cfg = self.config
-        scores = self.head_.scores(self._features(batch.image, None))
+        scores = self.head_.scores(self._features(self._query_images(batch), None))
         pixel, image = eq8_scores(scores, self.backbone_.grid_size, cfg.image_score_size)
         maps = smooth(upsample(pixel, cfg.map_size)[:, 0], cfg.sigma)
         return Prediction(pred_score=image.float().cpu(), anomaly_map=maps, stats=scores.stats)

@@ -49,6 +49,9 @@ class PromptADConfig(MethodConfig):
     largest memory score, taken over the memory map bilinearly upsampled (not smoothed) to ``image_score_size`` px,
     as the official code takes it at its 400 px output resolution where the published numbers came from (hence the
     default); 0 takes it over the token grid.
+
+    ``test_colour_order``: ``rgb`` scores the test images as they are; ``bgr`` swaps their red and blue channels
+    first, as the official test loop does (its images are read in BGR order and converted for training only).
     """
 
     backbone: str = "ViT-B-16-plus-240"
@@ -75,6 +78,7 @@ class PromptADConfig(MethodConfig):
     map_size: int = 400
     sigma: float = 4.0
     image_score_size: int = 400
+    test_colour_order: Literal["rgb", "bgr"] = "rgb"
 
     _parameter_constraints: ClassVar[Constraints] = {
         "image_size": POSITIVE,

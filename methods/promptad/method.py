@@ -84,11 +84,15 @@ class PromptAD(Method):
         """Image scores ``[B]`` and smoothed maps ``[B, map_size, map_size]`` (float32, CPU)."""
         self.check_fitted()
         self._check_batch(batch)
-        query = self._features(batch.image, None)
+        query = self._features(self._query_images(batch), None)
         scores = self.head_.scores(query)
         cfg = self.config
         image, maps = fuse(scores, self.backbone_.grid_size, cfg.map_size, cfg.sigma, cfg.image_score_size)
         return Prediction(pred_score=image, anomaly_map=maps, stats=scores.stats)
+
+    def _query_images(self, batch: Batch) -> torch.Tensor:
+        """The batch's images in the channel order ``test_colour_order`` asks for (``bgr``: the official test loop's)."""
+        return batch.image.flip(1) if self.config.test_colour_order == "bgr" else batch.image
 
     # -- pieces subclasses change ------------------------------------------------------------------
     def _build_head(self, dataset: str, category: str, originals: list[Callable[[], torch.Tensor]],

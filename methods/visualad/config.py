@@ -6,7 +6,7 @@ that it enters the config hash and can be changed with ``--set visualad.<field>=
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from zsadbench.config import MethodConfig
 from zsadbench.constraints import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Constraints, Interval, Items
@@ -29,7 +29,9 @@ class VisualADConfig(MethodConfig):
     SAF (one per tapped layer): hidden width ``saf_hidden_ratio · width``, ``saf_dropout`` during training.
 
     Maps and scores: ``sigma`` of the Gaussian applied to the summed map at ``image_size`` (0 disables it),
-    ``topk_ratio`` of the pixels averaged into the image score.
+    ``topk_ratio`` of the pixels averaged into the image score. ``test_ln_post``: ``trained`` scores with the
+    trained copy of the final norm, as training does; ``original`` with the backbone's own, as the release's
+    ``test.py`` does (it saves the trained norm but never loads it).
 
     Training: batches of ``batch_size`` images; AdamW (``betas``, ``weight_decay``) with ``lr_tokens`` for the two tokens and ``lr_other`` for
     ``ln_post``, SCA and SAF; cosine schedule over ``epochs`` stepped per epoch down to ``eta_min``;
@@ -64,6 +66,7 @@ class VisualADConfig(MethodConfig):
     focal_smooth: float = 1e-5
     dice_smooth: float = 1.0
     hinge_margin: float = 0.5
+    test_ln_post: Literal["trained", "original"] = "trained"
 
     _parameter_constraints: ClassVar[Constraints] = {
         "image_size": POSITIVE,

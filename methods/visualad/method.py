@@ -102,8 +102,9 @@ class VisualAD(Method):
         cfg = self.config
         model = self.model_
         model.eval()
+        norm = final_norm_of(model.backbone) if cfg.test_ln_post == "original" else None
         with torch.no_grad():
-            output = model(batch.image.to(self.device, non_blocking=True))
+            output = model(batch.image.to(self.device, non_blocking=True), norm)
             summed = upsample(output.maps.sum(dim=1, keepdim=True), cfg.image_size)[:, 0]
         maps = smooth(summed, cfg.sigma)
         return Prediction(pred_score=topk_mean(maps, cfg.topk_ratio), anomaly_map=maps)

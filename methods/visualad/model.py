@@ -102,15 +102,18 @@ class VisualADModel(FrozenBackboneModel):
         self.layers = tuple(int(layer) for layer in layers)
         self.precision = precision
 
-    def forward(self, images01: torch.Tensor) -> VisualADOutput:
+    def forward(self, images01: torch.Tensor, norm: nn.Module | None = None) -> VisualADOutput:
+        """``norm`` replaces the head's trained ``ln_post`` (the release's test script evaluates with the
+        backbone's original one)."""
         head = self.head
+        norm = head.ln_post if norm is None else norm
         images = self.backbone.normalize(images01)
         with autocast(images.device, self.precision):
             taps = self.backbone.forward_intermediates(images, list(self.layers), extra_tokens=head.tokens(), norm=False)
-        final = head.ln_post(taps.extra.float())  # [B, 2, C]
+        final = norm(taps.extra.float())  # [B, 2, C]
         maps, anomaly, normal = [], [], []
         for index, raw in enumerate(taps.patches):
-            patches = head.ln_post(raw.float())
+            patches = norm(raw.float())
             enhanced = head.sca[index](final, patches)
             maps.append(layer_map(head.saf[index](patches), enhanced[:, 0], enhanced[:, 1], self.grid))
             anomaly.append(enhanced[:, 0])

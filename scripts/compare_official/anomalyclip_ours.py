@@ -10,7 +10,6 @@ is resized to the 8×8 grid of the 112 px input by both codes.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
@@ -25,9 +24,9 @@ import common
 BACKBONE = "zsad-official-tiny-14-336"
 #: The official design (12 context tokens, deep prompts of 4 tokens) on a 4-block image tower and a 3-block
 #: text tower: V-V attention in the last 3 blocks (``DPAM_layer=4``), the map of block 4, deep prompts before
-#: text blocks 2 and 3.
+#: text blocks 2 and 3, cast to float16 where they enter the text tower as the official ``.half()`` does.
 CONFIG = AnomalyCLIPConfig(backbone=BACKBONE, image_size=112, layers=(4,), vv_last=3, n_ctx=12, deep_tokens=4,
-                           deep_depth=3, sigma=4.0)
+                           deep_depth=3, sigma=4.0, deep_prompt_cast="fp16")
 PROMPT_SEED = 0
 IMAGE_SEED = 1
 NUM_IMAGES = 3
@@ -46,24 +45,12 @@ def native_backbone() -> ClipBackbone:
     return common.native_backbone(BACKBONE)
 
 
-def round_to_half(prompts: torch.nn.Module) -> None:
-    """Round the deep prompts to float16 values in place.
-
-    The official code casts the deep prompts with ``.half()`` before inserting them; zsadbench keeps them in
-    float32 (README, deviation 4). Prompts that are float16 values already make that cast exact, so the
-    comparison checks the computation rather than this documented rounding.
-    """
-    with torch.no_grad():
-        for tensor in prompts.deep:
-            tensor.copy_(tensor.half().float())
-
-
-def build_ours() -> AnomalyCLIP:
-    """zsadbench's AnomalyCLIP on the tiny backbone, prompts drawn after ``torch.manual_seed(PROMPT_SEED)``."""
+def build_ours(config: AnomalyCLIPConfig = CONFIG) -> AnomalyCLIP:
+    """zsadbench's AnomalyCLIP on the tiny backbone (``config``, :data:`CONFIG` by default), prompts drawn after
+    ``torch.manual_seed(PROMPT_SEED)``."""
     common.register_backbone(BACKBONE)
     torch.manual_seed(PROMPT_SEED)
-    method = AnomalyCLIP(CONFIG, pretrained="none", device="cpu").setup()
-    round_to_half(method.model_.prompts)
+    method = AnomalyCLIP(config, pretrained="none", device="cpu").setup()
     method.load_state_dict(method.state_dict())
     return method
 

@@ -2,6 +2,7 @@
 its losses on hand-computed cases, training, the feature cache and checkpoint resume."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,7 +12,6 @@ from scipy.ndimage import gaussian_filter
 
 from zsadbench.backbones import FeatureCache
 from zsadbench.errors import ConfigError, MethodError
-from zsadbench.method import FitData
 from zsadbench.methods.anomalyclip.config import AnomalyCLIPConfig
 from zsadbench.methods.anomalyclip.losses import global_loss, local_loss
 from zsadbench.methods.anomalyclip.method import AnomalyCLIP
@@ -61,6 +61,19 @@ def test_text_features_follow_the_reference_prompt_assembly_and_deep_overwriting
         before = method.model_.text_features()
         method.model_.prompts.deep[0].add_(1.0)
         assert not torch.allclose(before, method.model_.text_features())
+
+
+def test_the_official_fp16_cast_of_the_deep_prompts():
+    cast = built(dataclasses.replace(CFG, deep_prompt_cast="fp16"))
+    exact, rounded = built(), built()  # the same seed: the same parameters
+    with torch.no_grad():
+        for tensor in rounded.model_.prompts.deep:
+            tensor.copy_(tensor.half().float())
+        assert torch.equal(cast.model_.text_features(), rounded.model_.text_features())
+        assert not torch.equal(cast.model_.text_features(), exact.model_.text_features())
+    cast.model_.text_features().sum().backward()  # the cast keeps the deep prompts trainable
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in cast.model_.prompts.deep)
+    assert all(p.dtype == torch.float32 for p in cast.model_.prompts.deep)
 
 
 def test_maps_and_scores_follow_the_reference_formulas():

@@ -11,6 +11,7 @@ from zsadbench.backbones import cached_taps
 from zsadbench.errors import ConfigError
 from zsadbench.method import FitData
 from zsadbench.methods.finegrainedad.config import FineGrainedADConfig
+from zsadbench.methods.finegrainedad.method import FineGrainedAD
 from zsadbench.methods.promptad.config import PromptADConfig
 from zsadbench.methods.promptad.features import extract
 from zsadbench.methods.promptad.method import PromptAD
@@ -127,6 +128,31 @@ def test_predict_uses_the_image_score_size(size):
     else:
         peak = scores.visual.amax(dim=1).double()
     torch.testing.assert_close(pred.pred_score, harmonic(peak.float(), scores.image_text).float(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [PromptAD, FineGrainedAD])
+def test_bgr_test_order_scores_the_channel_swapped_images(cls):
+    """``test_colour_order="bgr"`` is the official test loop's order: the same as RGB scoring of the images with
+    their red and blue channels swapped, and different from RGB scoring of the images themselves."""
+    shots, queries = _images(1, 3), _images(2, 4)
+    predictions = {}
+    for order in ("rgb", "bgr"):
+        torch.manual_seed(0)
+        if cls is PromptAD:
+            method = _method(test_colour_order=order)
+        else:
+            config = FineGrainedADConfig(backbone=TINY, image_size=SIZE, memory_layers=(1, 2), map_size=SIZE,
+                                         epochs_seg=1, epochs_cls=1, cluster_size=2 * SIZE, query_heads=2,
+                                         test_colour_order=order)
+            method = FineGrainedAD(config, pretrained="none").setup()
+        method.fit(FitData("support", lambda **_: iter([Batch(image=shots, category="nut")]), 1, "synthetic",
+                           "nut", 1, 0))
+        predictions[order] = method.predict(Batch(image=queries, category="nut"))
+        if order == "rgb":
+            swapped = method.predict(Batch(image=queries[:, [2, 1, 0]], category="nut"))
+    assert torch.equal(predictions["bgr"].anomaly_map, swapped.anomaly_map)
+    assert torch.equal(predictions["bgr"].pred_score, swapped.pred_score)
+    assert not torch.equal(predictions["bgr"].anomaly_map, predictions["rgb"].anomaly_map)
 
 
 # -- (e) the configuration ----------------------------------------------------------------------------------------

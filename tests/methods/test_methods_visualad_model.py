@@ -13,7 +13,7 @@ from zsadbench.method import FitData
 from zsadbench.methods.visualad.config import VisualADConfig
 from zsadbench.methods.visualad.maps import layer_map
 from zsadbench.methods.visualad.method import VisualAD
-from zsadbench.methods.visualad.model import VisualADHead
+from zsadbench.methods.visualad.model import VisualADHead, final_norm_of
 from zsadbench.methods.visualad.training import make_optimizer, make_schedule
 from zsadbench.types import Batch
 
@@ -185,6 +185,23 @@ def test_predict_returns_the_smoothed_summed_map_and_its_top_k_mean():
     assert torch.allclose(prediction.anomaly_map, expected, atol=1e-5)
     assert torch.allclose(prediction.pred_score, topk_mean(expected, 0.05), atol=1e-6)
     assert torch.equal(method.predict(Batch(image=images, category="toy")).anomaly_map, prediction.anomaly_map)
+
+
+@pytest.mark.parametrize("cfg", [CLIP_CFG, DINO_CFG], ids=["clip", "dinov2"])
+def test_original_test_norm_scores_with_the_backbones_own_final_norm(cfg):
+    """``test_ln_post="original"`` is the release's test script: the trained head with the backbone's untrained
+    final norm, i.e. the same as putting that norm's weights back into the head."""
+    state = built(cfg).fit(toy_fit_data()).state_dict()
+    trained, original, restored = (built(cfg.replace(test_ln_post=mode)) for mode in ("trained", "original", "trained"))
+    for method in (trained, original, restored):
+        method.load_state_dict(state)
+    backbone_norm = final_norm_of(restored.model_.backbone)
+    restored.model_.head.ln_post.load_state_dict(backbone_norm.state_dict())
+    assert not torch.equal(state["ln_post.weight"], backbone_norm.weight)  # training moved the copy
+    batch = Batch(image=torch.rand(2, 3, SIZE, SIZE), category="toy")
+    got = original.predict(batch)
+    assert torch.equal(got.anomaly_map, restored.predict(batch).anomaly_map)
+    assert not torch.equal(got.anomaly_map, trained.predict(batch).anomaly_map)
 
 
 def test_user_errors_raise_named_errors():
