@@ -11,7 +11,10 @@ DPC-KNN (Du, Ding and Jia, Knowledge-Based Systems 99, 2016) on each item of a b
   denser token, followed up to a centre) or ``"nearest"`` (each token joins its nearest centre).
 
 Densities are kept as ``log ρ`` so they never underflow in high dimensions; ties in density are broken by token
-index, so the order is strict and every non-centre token has exactly one parent. ``exclude`` marks tokens that
+index, so the order is strict and every non-centre token has exactly one parent. ``density="tcformer"`` computes
+instead as TCFormer's ``cluster_dpc_knn`` does (the code FineGrainedAD ships): ``ρ`` in float32 plus its noise,
+tokens of equal density not denser than each other, ``γ = δ · ρ`` and the ``topk`` of it, so its ties (e.g. every
+``ρ = 1`` when ``k = 1`` counts only the token itself) fall the same way. ``exclude`` marks tokens that
 may not become centres: they are no one's neighbour or parent either (their density is ``-inf``), but each still
 receives the label of its nearest admissible denser token (``"parent"``) or nearest centre (``"nearest"``).
 With ``centres`` given (e.g. chosen from outside knowledge), the centres also count as parents of every token: a
@@ -29,6 +32,7 @@ import torch
 from .errors import ConfigError
 
 Assign = Literal["parent", "nearest"]
+Density = Literal["log", "tcformer"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ def dpc_knn(
     scale: float = 1.0,
     density_noise: float = 0.0,
     generator: torch.Generator | None = None,
+    density: Density = "log",
 ) -> Clusters:
     """Cluster the tokens of every item of ``x`` (``[B, N, C]``, or ``[N, C]`` for one item); see the module docs.
 
@@ -66,15 +71,26 @@ def dpc_knn(
     centre indices instead of the ``γ`` ranking. ``density_noise`` adds ``U(0, density_noise)`` to ``ρ`` (TCFormer's
     tie breaker, 1e-6) drawn from ``generator``; with the default 0 the result is deterministic, equivariant to
     permutations of the tokens and the same for a batch as for its items one by one.
+
+    ``density="tcformer"`` (see the module docs) needs ``include_self``, ``assign="nearest"``, no ``centres`` and
+    ``scale`` 1/√C; excluded tokens then have density 0 and lie at the largest distance plus one from every token.
     """
     single = x.ndim == 2
     if single:
         x = x.unsqueeze(0)
         exclude = None if exclude is None else exclude.unsqueeze(0)
         centres = None if centres is None else centres.unsqueeze(0)
-    batch, count, _ = _check(x, n_clusters, k, exclude, centres, assign)
+    batch, count, channels = _check(x, n_clusters, k, exclude, centres, assign)
     x = x.float()
     excluded = torch.zeros(batch, count, dtype=torch.bool, device=x.device) if exclude is None else exclude.to(x.device).bool()
+    if density == "tcformer":
+        if not include_self or assign != "nearest" or centres is not None or not math.isclose(scale, channels**-0.5):
+            raise ConfigError("dpc_knn density='tcformer' runs TCFormer's algorithm: it needs include_self=True, "
+                              f"assign='nearest', no centres and scale=1/sqrt({channels})")
+        result = _tcformer(x, n_clusters, k, excluded, density_noise, generator)
+        return Clusters(*(t[0] for t in result)) if single else Clusters(*result)
+    if density != "log":
+        raise ConfigError(f"dpc_knn density must be 'log' or 'tcformer', got {density!r}")
     dist = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist") * scale
     log_density = _log_density(dist, excluded, k, include_self, density_noise, generator)
     denser = _denser(log_density, excluded)
@@ -121,6 +137,26 @@ def _check(x, n_clusters, k, exclude, centres, assign) -> tuple[int, int, int]:
     if k > admissible:
         raise ConfigError(f"dpc_knn k={k} exceeds the {admissible} admissible tokens of an item; lower k")
     return batch, count, channels
+
+
+def _tcformer(x, n_clusters, k, excluded, noise, generator) -> tuple[torch.Tensor, ...]:
+    """TCFormer's arithmetic: ``(labels, centres, log ρ, δ)`` with ρ in float32 (see the module docs)."""
+    batch, count, channels = x.shape
+    dist = torch.cdist(x, x) / (channels**0.5)
+    if bool(excluded.any()):
+        dist = torch.where(excluded[:, None, :], dist.max() + 1, dist)
+    rho = (-(dist.topk(k, dim=-1, largest=False).values ** 2).mean(dim=-1)).exp()
+    if noise > 0:
+        rho = rho + torch.rand(rho.shape, generator=generator, device="cpu").to(rho.device) * noise
+    rho = rho.masked_fill(excluded, 0.0)
+    denser = rho[:, None, :] > rho[:, :, None]
+    widest = dist.flatten(1).max(dim=1).values[:, None, None]
+    delta = torch.where(denser, dist, widest).min(dim=-1).values
+    centres = (delta * rho).topk(n_clusters, dim=-1).indices
+    rows = torch.arange(batch, device=x.device)[:, None]
+    labels = dist[rows, centres].argmin(dim=1)
+    labels[rows, centres] = torch.arange(n_clusters, device=x.device).expand(batch, -1)
+    return labels, centres, torch.log(rho), delta
 
 
 def _log_density(dist, excluded, k, include_self, noise, generator) -> torch.Tensor:

@@ -37,7 +37,7 @@ class FineGrainedAD(PromptAD):
     """FineGrainedAD; see :class:`~.config.FineGrainedADConfig` for every hyper-parameter."""
 
     name: ClassVar[str] = "finegrainedad"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     label: ClassVar[str] = "FineGrainedAD"
     config_class: ClassVar[type[FineGrainedADConfig]] = FineGrainedADConfig
     random_init_overrides: ClassVar[dict[str, Any]] = {

@@ -86,32 +86,50 @@ def effective_k(k: int, clusters: int) -> int:
     return min(3, max(clusters // 2, 1)) if k > clusters else k
 
 
+def shipped_foreground(tokens: torch.Tensor, stage1: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """The released code's foreground ``[K, T]`` from each shot's stage-1 labels ``[K, T]`` (clusters 0 and 1).
+
+    Every shot's tokens are averaged over shot 0's two clusters; a shot whose cluster-1 mean is closer to the
+    background prompt takes shot 0's split with cluster 0 as its foreground, any other keeps its own labels with
+    cluster 1 as its foreground. An empty cluster (a NaN mean) never makes a shot swap.
+    """
+    first = stage1[0]
+    means = torch.stack([tokens[:, first == c].mean(dim=1) for c in range(2)], dim=1)  # [K, 2, D]
+    closeness = means @ background
+    swap = closeness[:, 0] < closeness[:, 1]
+    return torch.where(swap[:, None], (first == 0).expand_as(stage1), stage1 == 1)
+
+
+def shipped_labels(sim: torch.Tensor, tokens: torch.Tensor, background: torch.Tensor, k1: int, k2: int,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The released code's two clustering stages on the similarities ``sim [K, T, E+1]`` of the tokens ``[K, T, D]``
+    to the entities and the background: ``(foreground [K, T], labels [K, T])``, ``labels`` the stage-2 cluster of
+    each token as the released ``idx_token`` holds it (a token outside shot 0's foreground takes the cluster of its
+    shot's token 0, a token outside its own shot's foreground cluster 0), with TCFormer's arithmetic and noise."""
+    count, length, n_clusters = sim.shape
+    tcformer = dict(include_self=True, assign="nearest", scale=n_clusters**-0.5, density_noise=1e-6,
+                    generator=generator, density="tcformer")
+    stage1 = dpc_knn(sim, 2, k=effective_k(k1, 2), **tcformer).labels
+    fg = shipped_foreground(tokens, stage1, background)
+    if int(fg.sum(dim=1).min()) < max(n_clusters, effective_k(k2, n_clusters)):
+        return fg, torch.zeros(count, length, dtype=torch.long, device=sim.device)
+    labels = dpc_knn(sim, n_clusters, k=effective_k(k2, n_clusters), exclude=~fg, **tcformer).labels
+    return fg, torch.where(fg[0][None, :], labels, labels[:, :1])
+
+
 def shipped_regions(tokens: torch.Tensor, background: torch.Tensor, components: torch.Tensor,
                     k1: int, k2: int, generator: torch.Generator) -> torch.Tensor:
-    """The released code's aggregation: masks ``[3 + E, K, T]`` (image, foreground, background, components)."""
+    """The released code's aggregation: masks ``[3 + E, K, T]`` (image, foreground, background, components) from
+    :func:`shipped_labels`; each entity (and the background) takes the cluster whose mean token of shot 0 is the
+    most similar."""
     count, length, _ = tokens.shape
     anchors = torch.cat([components, background[None]])  # entities, then the background
-    sim = tokens @ anchors.T  # [K, T, E+1]
-    scale = 1 / math.sqrt(anchors.shape[0])
-    stage1 = dpc_knn(sim, 2, k=effective_k(k1, 2), include_self=True, assign="nearest", scale=scale,
-                     density_noise=1e-6, generator=generator).labels
-    # the background cluster: the one whose mean token (first shot) is closer to the background prompt
-    means = torch.stack([tokens[0][stage1[0] == c].mean(dim=0) if bool((stage1[0] == c).any())
-                         else torch.zeros_like(background) for c in range(2)])
-    bg_cluster = int((means @ background).argmax())
-    fg = (stage1[0] != bg_cluster).expand(count, -1)  # the first shot's split for every shot
-    n_clusters = anchors.shape[0]
-    if int(fg[0].sum()) < max(n_clusters, effective_k(k2, n_clusters)):
-        labels = torch.zeros(count, length, dtype=torch.long, device=tokens.device)
-    else:
-        labels = dpc_knn(sim, n_clusters, k=effective_k(k2, n_clusters), include_self=True, assign="nearest",
-                         exclude=~fg, scale=scale, density_noise=1e-6, generator=generator).labels
-        labels = labels.masked_fill(~fg, 0)  # TCFormer leaves masked tokens in cluster 0
+    fg, labels = shipped_labels(tokens @ anchors.T, tokens, background, k1, k2, generator)
     cluster_means = torch.stack([
         F.normalize(tokens[0][labels[0] == c].mean(dim=0), dim=-1) if bool((labels[0] == c).any())
-        else torch.zeros_like(background) for c in range(n_clusters)
+        else torch.zeros_like(background) for c in range(anchors.shape[0])
     ])
-    matched = (anchors @ cluster_means.T).argmax(dim=1)  # each entity (and the background) to a cluster
+    matched = (anchors @ cluster_means.T).argmax(dim=1)
     everything = torch.ones(count, length, dtype=torch.bool, device=tokens.device)
     comps = [labels == int(matched[i]) for i in range(components.shape[0])]
     return torch.stack([everything, fg, labels == int(matched[-1])] + comps)

@@ -15,7 +15,8 @@ the official ``forward`` for ``seg``; a second set of models with three normal p
     python scripts/compare_official/finegrainedad.py --official /path/to/FineGrainedAD
 
 writes ``tests/reference_outputs/official/finegrainedad.npz``, which ``tests/methods/test_official_outputs.py``
-checks zsadbench against without the official code. Region clustering and training are not compared.
+checks zsadbench against without the official code. Training is not compared; region clustering has its own
+script, ``finegrainedad_regions.py``.
 """
 from __future__ import annotations
 

@@ -152,3 +152,24 @@ def test_bad_arguments_raise_one_line_errors():
         dpc_knn(x, 1, k=2, exclude=torch.tensor([True, False, False, False, False, False]), centres=torch.tensor([0]))
     with pytest.raises(ZsadError, match=r"\[B, N, C\]"):
         dpc_knn(torch.randn(2, 3, 4, 5), 2)
+
+
+def test_tcformer_arithmetic_is_refused_where_it_is_not_defined():
+    x = torch.randn(10, 4)
+    with pytest.raises(ConfigError, match="density='tcformer'"):
+        dpc_knn(x, 2, k=1, assign="parent", include_self=True, scale=0.5, density="tcformer")
+    with pytest.raises(ConfigError, match="scale=1/sqrt"):
+        dpc_knn(x, 2, k=1, assign="nearest", include_self=True, scale=1.0, density="tcformer")
+    with pytest.raises(ConfigError, match="'log' or 'tcformer'"):
+        dpc_knn(x, 2, density="linear")
+
+
+def test_tcformer_ties_leave_equal_densities_undecided():
+    # k = 1 counts only the token itself: every density is exactly 1, no token is denser than another, every
+    # delta is the widest distance, and the centres are torch.topk's first two of equal scores
+    x = torch.tensor([[0.0, 0.0], [0.0, 1.0], [4.0, 0.0], [4.0, 1.0]])
+    out = dpc_knn(x, 2, k=1, include_self=True, assign="nearest", scale=2 ** -0.5, density="tcformer")
+    assert torch.equal(out.log_density, torch.zeros(4))
+    widest = torch.cdist(x, x).max() / 2 ** 0.5
+    torch.testing.assert_close(out.delta, widest.expand(4))
+    assert out.centres.tolist() == torch.full((4,), float(widest)).topk(2).indices.tolist()
