@@ -187,13 +187,14 @@ def test_wide_csv_mirrors_the_table_and_long_csv_is_tidy():
 
 def test_rich_table_styles_best_and_second():
     values = np.array([[.9, .5, .7], [.8, .6, .7], [.7, .4, .6]])
-    table = make_table(grid(values), "rich")
+    rendered = make_table(grid(values), "rich")
+    (table,) = rendered.tables(240)
     assert isinstance(table, Table)
     columns = [list(col.cells) for col in table.columns[2:]]
     first_row = [col[0] for col in columns]
     assert all(isinstance(c, Text) for c in first_row)
     assert [str(c.style) for c in first_row] == ["bold", "underline", ""]
-    assert "MVTec AD" in render_rich(table)
+    assert "MVTec AD" in render_rich(rendered)
 
 
 def test_write_tables_writes_each_format_atomically(tmp_path):

@@ -152,9 +152,15 @@ def test_bad_paper_options_raise(tmp_path):
 def test_reported_folder_gives_per_category_numbers_and_only_our_settings(tmp_path):
     tables = make_paper_tables(results_frame(two_methods(tmp_path).out), reported=load_reported(REPORTED))
     head = next(line for line in tables["main"].splitlines() if line.startswith("Task &"))
-    # zero-shot results: FineGrainedAD's few-shot columns stay out; WinCLIP is quoted by two sources
+    # zero-shot results: FineGrainedAD's few-shot columns stay out; WinCLIP is quoted by two sources, each
+    # column marked with its source's number and the full source in a footnote
     assert "shot" not in head and "PaDiM" not in head
-    assert r"WinCLIP (MPAMA (ICLR 2026 submission))$^{\dagger}$" in head
+    assert r"WinCLIP$^{\dagger1}$ & WinCLIP$^{\dagger2}$ & WinCLIP \\" in head
+    notes = tables["main"].split(r"\par ")
+    assert any(n.startswith(r"$^{\dagger1}$VAND, ") and "as reported in MPAMA (ICLR 2026 submission): Table 1;" in n
+               for n in notes)
+    assert any(n.startswith(r"$^{\dagger2}$APRIL-GAN, ") and "as reported in VisualAD repository README" in n
+               for n in notes)
     cat = tables["mvtec-pixel_auroc"]
     bottle = next(line for line in cat.splitlines() if line.startswith("bottle &"))
     # MPAMA Table 9: bottle pixel AUROC of WinCLIP 89.5, AnomalyCLIP 90.4, MPAMA 93.5 (best)

@@ -19,11 +19,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..plots import write_plots
 
     console = Console(stderr=True)
-    written = write_plots(args.out, args.write or args.out / "plots", args.kind or KINDS)
+    kinds = args.kind or KINDS
+    with Progress(TextColumn("drawing {task.description} figures"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(kinds[0], total=None)
+        written = write_plots(args.out, args.write or args.out / "plots", kinds,
+                              progress=lambda kind, done, total: bar.update(task, description=kind, completed=done,
+                                                                            total=total))
     for path in written:
         console.print(f"wrote {path}", highlight=False)
     if not written:

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'MPAMA [experts=3]')")
     parser.add_argument("--datasets", type=name_list, default=None, metavar="NAME[,NAME]",
                         help="only these datasets (their names, e.g. mvtec,visa)")
+    parser.add_argument("--variants", type=name_list, default=None, metavar="LABEL[,LABEL]",
+                        help="only these columns, by the labels the table shows after --methods and --datasets "
+                             "(e.g. 'WinCLIP (2-shot)' or 'MPAMA [experts=3]'); they keep those labels")
     parser.add_argument("--digits", type=positive_int, default=1, help="decimals of the percentages (default: 1)")
     parser.add_argument("--reported", type=Path, action="append", default=[], metavar="CSV",
                         help="CSV of paper-reported numbers to show beside ours, marked † (repeatable)")
@@ -36,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paper layout: a Δ column after each of our columns with a reported counterpart")
     parser.add_argument("--by-aux", action="store_true",
                         help="a trained zero-shot method gets one column per auxiliary set (default: one per protocol)")
+    parser.add_argument("--text-width", type=_centimetres, default=17.5, metavar="CM",
+                        help="LaTeX: the text width the tables must fit, in cm (default: 17.5); a wider standard "
+                             "table is split by metric group, a paper-layout one scaled with a note")
     parser.add_argument("--caption", default=None, help="LaTeX caption (wraps the tabular in a table environment)")
     parser.add_argument("--label", default=None, help="LaTeX label")
     parser.add_argument("--csv-layout", choices=("wide", "long"), default="wide",
@@ -48,17 +54,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def select(frame, methods: tuple[str, ...] | None, datasets: tuple[str, ...] | None):
     """The rows of ``frame`` of the chosen methods (name or variant label) and datasets; a name that matches
     nothing is an error listing what the results hold."""
-    from ..errors import ConfigError
-
     for chosen, columns, option in ((methods, ("method", "method_label"), "--methods"), (datasets, ("dataset",), "--datasets")):
         if not chosen:
             continue
-        held = sorted({str(v) for c in columns for v in frame[c].unique()})
-        unknown = [name for name in chosen if name not in held]
-        if unknown:
-            raise ConfigError(f"{option}: {unknown[0]!r} is not in these results; they hold {', '.join(held)}")
+        _check(option, chosen, sorted({str(v) for c in columns for v in frame[c].unique()}))
         frame = frame[frame[list(columns)].isin(chosen).any(axis=1)]
     return frame
+
+
+def _check(option: str, chosen: tuple[str, ...], held: list[str]) -> None:
+    from ..errors import ConfigError
+
+    unknown = [name for name in chosen if name not in held]
+    if unknown:
+        raise ConfigError(f"{option}: {unknown[0]!r} is not in these results; they hold {', '.join(held)}")
+
+
+def _centimetres(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a width in cm such as 17.5, got {text!r}") from None
+    if not 1.0 <= value <= 1000.0:
+        raise argparse.ArgumentTypeError(f"expected a width from 1 to 1000 cm, got {text!r}")
+    return value
 
 
 def show(out: Path) -> int:
@@ -73,7 +92,7 @@ def execute(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError
     from ..metrics import METRICS
-    from ..tables import load_reported, make_table, results_frame, write_tables
+    from ..tables import expected_categories, load_reported, make_table, results_frame, variant_labels, write_tables
 
     for name in args.metrics or ():
         if name not in METRICS:
@@ -81,9 +100,14 @@ def execute(args: argparse.Namespace) -> int:
     if args.write is not None and args.write.exists() and not args.write.is_dir():
         raise ConfigError(f"--write {args.write}: that is a file; --write takes a folder the tables are written into "
                           "(created if missing)")
-    frame = select(results_frame(args.out), args.methods, args.datasets)
+    everything = results_frame(args.out)
+    frame = select(everything, args.methods, args.datasets)
+    if args.variants:
+        _check("--variants", args.variants, list(dict.fromkeys(variant_labels(frame, by_aux=args.by_aux))))
+    _check_metrics(frame, args.metrics)
+    categories = expected_categories(everything)  # what a complete Mean covers, whatever is selected
     if args.layout == "paper":
-        return _paper(args, frame)
+        return _paper(args, frame, categories)
     per_category = args.per_category if args.per_category is not None else frame["dataset"].nunique() == 1
     options = dict(
         per_category=per_category,
@@ -95,6 +119,9 @@ def execute(args: argparse.Namespace) -> int:
         label=args.label,
         csv_layout=args.csv_layout,
         by_aux=args.by_aux,
+        categories=categories,
+        variants=args.variants,
+        text_width_cm=args.text_width,
     )
     rendered = make_table(frame, args.format, **options)
     if args.format == "rich":
@@ -108,7 +135,20 @@ def execute(args: argparse.Namespace) -> int:
     return 0
 
 
-def _paper(args: argparse.Namespace, frame) -> int:
+def _check_metrics(frame, metrics: tuple[str, ...] | None) -> None:
+    """A chosen metric with no value in the selected results is an error listing those with values."""
+    import pandas as pd
+
+    from ..errors import ConfigError
+    from ..metrics import METRICS
+
+    held = [m for m in METRICS if m in frame and pd.to_numeric(frame[m], errors="coerce").notna().any()]
+    for name in metrics or ():
+        if name not in held:
+            raise ConfigError(f"--metrics: {name!r} has no value in these results; they hold {', '.join(held)}")
+
+
+def _paper(args: argparse.Namespace, frame, categories: dict[str, tuple[str, ...]]) -> int:
     from rich.console import Console
 
     from ..store.files import atomic_write_bytes
@@ -117,6 +157,7 @@ def _paper(args: argparse.Namespace, frame) -> int:
     tables = make_paper_tables(
         frame, reported=load_reported(args.reported) if args.reported else None, pro=args.pro, delta=args.delta,
         per_category=True, digits=args.digits, caption=args.caption, label=args.label, by_aux=args.by_aux,
+        categories=categories, variants=args.variants, text_width_cm=args.text_width,
     )
     shown = [t for name, t in tables.items() if name.startswith("main") or (args.per_category and "-" in name
                                                                              and not name.startswith("ablation"))]

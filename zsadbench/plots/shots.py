@@ -1,13 +1,20 @@
-"""Few-shot curves: a dataset score against the number of shots, mean ± std over seeds, every seed shown."""
+"""Few-shot curves: a dataset score against the number of shots, mean ± std over seeds, every seed shown.
+
+A point is complete when it covers every expected cell: the dataset's categories × the variant's seeds, both as
+the tables derive them (:mod:`zsadbench.tables._coverage`). Only complete points make the line; an incomplete
+one (an interrupted sweep) is drawn hollow, off the line, with the cells it covers.
+"""
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..store import ResultStore
-from ._cells import finished, plt, safe, save, variants
+from ..tables import expected_categories
+from ._cells import plt, safe, save, variants
 
 METRICS = (("image_auroc", "Image AUROC (%)"), ("pixel_auroc", "Pixel AUROC (%)"))
 
@@ -25,27 +32,40 @@ def shot_curves(cells, metric: str) -> dict[int, list[float]]:
     return dict(curves)
 
 
+def incomplete_shots(cells, metric: str, expected: int) -> dict[int, tuple[int, int]]:
+    """shots → (cells with a value, ``expected``) for each shot count of ``cells`` that covers fewer cells."""
+    covered: dict[int, int] = defaultdict(int)
+    for cell in cells:
+        if cell.shots > 0 and np.isfinite(cell.metrics.get(metric, np.nan)):
+            covered[cell.shots] += 1
+    return {k: (n, expected) for k, n in sorted(covered.items()) if n < expected}
+
+
 def plot_shots(store: ResultStore, dest: Path) -> list[Path]:
     """One figure per dataset with few-shot cells: a panel per metric, a line per variant."""
-    few = [c for c in finished(store) if c.shots > 0]
+    rows = store.rows()
+    few = [c for c in rows if c.shots > 0 and c.status == "ok"]
+    if not few:
+        return []
+    categories = expected_categories(pd.DataFrame({"dataset": [c.dataset for c in rows],
+                                                   "category": [c.category for c in rows]}))
+    families = variants(rows, across_shots=True)  # every status, dataset and k: the seeds each variant expects
+    labels = {c.dataset: c.dataset_label for c in few}
     written = []
-    for dataset in dict.fromkeys(c.dataset for c in few):
-        cells = [c for c in few if c.dataset == dataset]
+    for dataset in labels:
         fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.2), layout="constrained")
-        drawn = False
+        drawn = hollow = False
         for ax, (metric, name) in zip(axes, METRICS):
-            for label, group in variants(cells, across_shots=True).items():
-                curves = shot_curves(group, metric)
+            for label, family in families.items():
+                cells = [c for c in family if c.dataset == dataset]
+                curves = shot_curves(cells, metric)
                 if not curves:
                     continue
                 drawn = True
-                shots = sorted(curves)
-                mean = [np.mean(curves[k]) for k in shots]
-                std = [np.std(curves[k], ddof=1) if len(curves[k]) > 1 else 0.0 for k in shots]
-                line = ax.errorbar(shots, mean, yerr=std, marker="o", capsize=3, label=label)
-                for k in shots:
-                    ax.scatter([k] * len(curves[k]), curves[k], s=8, alpha=0.5, color=line[0].get_color())
-                ax.set_xticks(shots)
+                expected = len(categories[dataset]) * len({c.seed for c in family})
+                partial = incomplete_shots(cells, metric, expected)
+                hollow |= bool(partial)
+                _draw(ax, label, curves, partial)
             ax.set_xlabel("shots (k normal images)")
             ax.set_ylabel(name)
             ax.grid(alpha=0.3)
@@ -53,6 +73,23 @@ def plot_shots(store: ResultStore, dest: Path) -> list[Path]:
             plt.close(fig)
             continue
         axes[0].legend(fontsize=7)
-        fig.suptitle(f"Few-shot results on {cells[0].dataset_label} (mean ± std over seeds; dots: seeds)")
+        note = "; hollow: incomplete (cells covered/expected), not on the line" if hollow else ""
+        fig.suptitle(f"Few-shot results on {labels[dataset]} (mean ± std over seeds; dots: seeds{note})", fontsize=9)
         written += save(fig, dest, f"shots-{safe(dataset)}")
     return written
+
+
+def _draw(ax, label: str, curves: dict[int, list[float]], partial: dict[int, tuple[int, int]]) -> None:
+    shots = sorted(curves)
+    whole = [k for k in shots if k not in partial]
+    mean = {k: float(np.mean(curves[k])) for k in shots}
+    std = [np.std(curves[k], ddof=1) if len(curves[k]) > 1 else 0.0 for k in whole]
+    line = ax.errorbar(whole, [mean[k] for k in whole], yerr=std, marker="o", capsize=3, label=label)
+    color = line[0].get_color()
+    for k in shots:
+        ax.scatter([k] * len(curves[k]), curves[k], s=8, alpha=0.5, color=color)
+    for k, (covered, expected) in partial.items():
+        ax.scatter([k], [mean[k]], s=40, facecolors="none", edgecolors=color)
+        ax.annotate(f"{covered}/{expected}", (k, mean[k]), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                    color=color)
+    ax.set_xticks(shots)

@@ -5,8 +5,11 @@ Aggregation rules:
 * per (variant, dataset, category): mean ± sample std (ddof=1) over the seeds that finished;
 * dataset score: per seed, the macro mean over the categories that finished, then mean ± std over seeds;
 * Mean row: the macro mean of the dataset scores over the datasets where the metric has a value; its std is
-  taken over the per-seed means of the seeds that every one of those datasets has. A variant missing a dataset
-  that others have gets a partial Mean (marked, not ranked).
+  taken over the per-seed means of the seeds that every one of those datasets has.
+
+Every number carries its :class:`~._coverage.Coverage`: the cells it covers against the cells expected (see
+``_coverage``). A Mean over fewer datasets than others have, or over fewer categories or seeds than the results
+hold, is incomplete (marked, not ranked).
 
 Failed cells are left out of every mean and flagged on the rows they touch. A variant is
 (method, shots, pretrained, random_init, precision, config_hash, auxiliary key, eval_size): two evaluation
@@ -23,12 +26,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ._coverage import Coverage, expected_categories
 from ._model import Cell, Row, TableModel, Variant
 from ._reported import reported_variants
 
@@ -39,6 +44,7 @@ REQUIRED = (
 VARIANT_KEYS = ("method", "shots", "pretrained", "random_init", "precision", "config_hash", "_aux_key", "eval_size")
 DOMAIN_ORDER = {"industrial": 0, "medical": 1, "synthetic": 2}
 _V = "_variant"
+_FAMILY = "_family"  # a variant at every shot count
 
 
 def build_model(
@@ -49,13 +55,23 @@ def build_model(
     digits: int,
     reported: pd.DataFrame | None = None,
     by_aux: bool = False,
+    categories: Mapping[str, Iterable[str]] | None = None,
+    chosen: Collection[str] | None = None,
 ) -> TableModel:
-    """Aggregate ``df`` (fractions) into a ranked :class:`TableModel` of percentages."""
+    """Aggregate ``df`` (fractions) into a ranked :class:`TableModel` of percentages.
+
+    ``categories`` adds expected categories per dataset to those ``df`` holds (pass
+    :func:`~._coverage.expected_categories` of the whole results folder when ``df`` is a selection of it).
+    ``chosen`` keeps only our variants with these labels, labelled (and expected to cover) as in all of ``df``.
+    """
     frame = _prepare(df, [s.name for s in specs], by_aux)
     ours = _our_variants(frame)
+    expected = _Expected(frame, categories)
+    if chosen is not None:
+        frame, ours = _choose(frame, ours, chosen, expected)
     ok, failed = _split_status(frame)
     names = [s.name for s in specs]
-    stats = _Stats(ok, names)
+    stats = _Stats(ok, names, expected)
     parts = _Failures(frame, failed)
 
     datasets = _dataset_order(frame)
@@ -67,7 +83,7 @@ def build_model(
         categories = sorted(frame.loc[frame["dataset"] == ds, "category"].unique())
         ds_row = Row("dataset", domain, ds, label)
         for v in range(len(ours)):
-            _fill(ds_row, index_of[("ours", v)], names, stats.dataset, (v, ds))
+            _fill(ds_row, index_of[("ours", v)], names, stats.dataset, (v, ds), stats.dataset_coverage)
             ds_row.failed[index_of[("ours", v)]] = parts.of((v, ds))
         for r in range(len(rep_variants)):
             _fill_reported(ds_row, index_of[("rep", r)], names, rep_values, r, ds, "mean")
@@ -75,7 +91,7 @@ def build_model(
             for cat in categories:
                 row = Row("category", domain, ds, label, cat)
                 for v in range(len(ours)):
-                    _fill(row, index_of[("ours", v)], names, stats.category, (v, ds, cat))
+                    _fill(row, index_of[("ours", v)], names, stats.category, (v, ds, cat), stats.category_coverage)
                     row.failed[index_of[("ours", v)]] = parts.of((v, ds, cat))
                 for r in range(len(rep_variants)):
                     _fill_reported(row, index_of[("rep", r)], names, rep_values, r, ds, cat)
@@ -94,12 +110,27 @@ def build_model(
     return model
 
 
-def variant_labels(df: pd.DataFrame, *, across_shots: bool = False) -> pd.Series:
-    """The column label of each row's variant, as :func:`build_model` groups and labels them (``by_aux``
-    off); ``across_shots`` makes one variant of every shot count (the rows' shots are not told apart)."""
-    frame = _prepare(df.assign(shots=0) if across_shots else df, [], False)
+def variant_labels(df: pd.DataFrame, *, across_shots: bool = False, by_aux: bool = False) -> pd.Series:
+    """The column label of each row's variant, as :func:`build_model` groups and labels them; ``across_shots``
+    makes one variant of every shot count (the rows' shots are not told apart)."""
+    frame = _prepare(df.assign(shots=0) if across_shots else df, [], by_aux)
     labels = {i: v.label for i, v in enumerate(_our_variants(frame))}
     return frame[_V].map(labels)
+
+
+def _choose(frame: pd.DataFrame, ours: list[Variant], chosen: Collection[str], expected: _Expected
+            ) -> tuple[pd.DataFrame, list[Variant]]:
+    """The rows and variants of the ``chosen`` labels, renumbered."""
+    held = [v.label for v in ours]
+    unknown = [label for label in chosen if label not in held]
+    if unknown:
+        raise ConfigError(f"variant {unknown[0]!r} is not in these results; they hold {', '.join(held)}")
+    keep = [v for v, label in enumerate(held) if label in chosen]
+    new = {old: k for k, old in enumerate(keep)}
+    expected.seeds = {new[v]: n for v, n in expected.seeds.items() if v in new}
+    frame = frame[frame[_V].isin(keep)].copy()
+    frame[_V] = frame[_V].map(new)
+    return frame, [ours[v] for v in keep]
 
 
 def _prepare(df: pd.DataFrame, names: list[str], by_aux: bool) -> pd.DataFrame:
@@ -126,6 +157,7 @@ def _prepare(df: pd.DataFrame, names: list[str], by_aux: bool) -> pd.DataFrame:
     frame["_aux_key"] = _aux_keys(frame, by_aux)
     frame["random_init"] = frame["random_init"].astype(bool)
     frame[_V] = frame.groupby(list(VARIANT_KEYS), sort=False, dropna=False).ngroup()
+    frame[_FAMILY] = frame.groupby([k for k in VARIANT_KEYS if k != "shots"], sort=False, dropna=False).ngroup()
     return frame
 
 
@@ -169,16 +201,49 @@ def _split_status(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ok, failed[np.array(keep, dtype=bool)]
 
 
-class _Stats:
-    """Means, stds and seed counts per category and per dataset, as dicts keyed by (variant, dataset[, cat])."""
+class _Expected:
+    """How many categories each dataset and how many seeds each variant should have (see ``_coverage``)."""
 
-    def __init__(self, ok: pd.DataFrame, names: list[str]) -> None:
+    def __init__(self, frame: pd.DataFrame, extra: Mapping[str, Iterable[str]] | None) -> None:
+        extra = extra or {}
+        self.categories = {ds: len(set(cats) | set(extra.get(ds, ())))
+                           for ds, cats in expected_categories(frame).items()}
+        family_seeds = frame.groupby(_FAMILY)["seed"].nunique()
+        first = frame.drop_duplicates(_V)
+        self.seeds = {int(v): int(family_seeds[f]) for v, f in zip(first[_V], first[_FAMILY])}
+
+    def cells(self, v: int, datasets: Iterable[str]) -> int:
+        return sum(self.categories[ds] for ds in datasets) * self.seeds[v]
+
+
+class _Stats:
+    """Means, stds and seed counts per category and per dataset, as dicts keyed by (variant, dataset[, cat]),
+    and the cells each covers."""
+
+    def __init__(self, ok: pd.DataFrame, names: list[str], expected: _Expected) -> None:
+        self.expected = expected
         self.category = _moments(ok.groupby([_V, "dataset", "category"])[names])
         per_seed = ok.groupby([_V, "dataset", "seed"])[names].mean()
         self.dataset = _moments(per_seed.groupby(level=[0, 1]))
         self.dataset_seeds: dict[tuple[int, str], pd.DataFrame] = {
             (int(v), str(ds)): g.droplevel([0, 1]) for (v, ds), g in per_seed.groupby(level=[0, 1])
         }
+        self.cells = ok.groupby([_V, "dataset"])[names].count().to_dict(orient="index")
+
+    def category_coverage(self, key: tuple, name: str) -> Coverage:
+        seeds = self.expected.seeds[key[0]]
+        return Coverage((int(self.category[key][2][name]), seeds), 1, seeds)
+
+    def dataset_coverage(self, key: tuple, name: str) -> Coverage:
+        v, ds = key
+        return Coverage((int(self.cells[key][name]), self.expected.cells(v, [ds])), self.expected.categories[ds],
+                        self.expected.seeds[v])
+
+    def mean_coverage(self, v: int, have: list[str], applicable: list[str], name: str) -> Coverage:
+        done = sum(int(self.cells[(v, ds)][name]) for ds in have)
+        return Coverage((done, self.expected.cells(v, applicable)),
+                        sum(self.expected.categories[ds] for ds in applicable), self.expected.seeds[v],
+                        (len(have), len(applicable)))
 
 
 def _moments(grouped: Any) -> dict[tuple, tuple[dict, dict, dict]]:
@@ -186,14 +251,15 @@ def _moments(grouped: Any) -> dict[tuple, tuple[dict, dict, dict]]:
     return {k: (mean[k], std[k], count[k]) for k in mean}
 
 
-def _fill(row: Row, col: int, names: list[str], table: dict, key: tuple) -> None:
+def _fill(row: Row, col: int, names: list[str], table: dict, key: tuple,
+          coverage: Callable[[tuple, str], Coverage]) -> None:
     found = table.get(key)
     for name in names:
-        if found is None:
+        if found is None or math.isnan(float(found[0][name])):
             row.cells[(col, name)] = Cell()
             continue
         mean, std, count = (float(found[0][name]), float(found[1][name]), int(found[2][name]))
-        row.cells[(col, name)] = Cell(mean, std if count >= 2 else math.nan, count)
+        row.cells[(col, name)] = Cell(mean, std if count >= 2 else math.nan, count, coverage(key, name))
 
 
 def _fill_reported(row: Row, col: int, names: list[str], values: dict, r: int, ds: str, cat: str) -> None:
@@ -232,9 +298,12 @@ def _mean_row(
                 continue
             mean = float(np.mean([r.cell(col, name).mean for r in have]))
             std, n_seeds = math.nan, 0
+            coverage = Coverage(datasets=(len(have), len(applicable)))
             if col in ours_of:
-                std, n_seeds = _mean_std(stats, ours_of[col], [r.dataset for r in have], name)
-            out.cells[(col, name)] = Cell(mean, std, n_seeds, (len(have), len(applicable)))
+                v, used = ours_of[col], [r.dataset for r in have]
+                std, n_seeds = _mean_std(stats, v, used, name)
+                coverage = stats.mean_coverage(v, used, [r.dataset for r in applicable], name)
+            out.cells[(col, name)] = Cell(mean, std, n_seeds, coverage)
     for col in ours_of:
         flagged = sum(1 for r in ds_rows if r.failed.get(col, (0, 0))[0])
         out.failed[col] = (flagged, sum(1 for r in ds_rows if r.failed.get(col, (0, 0))[1]))

@@ -1,7 +1,8 @@
-"""The format-free table that every renderer draws: variants (columns), rows, cells and footnotes.
+"""The format-free table that every renderer draws: variants (columns), rows and cells.
 
-Aggregation (``_aggregate``) fills it; ranking and footnotes are decided here once, so the Markdown,
-LaTeX, rich and CSV outputs cannot disagree about which cell is best or what a marker means.
+Aggregation (``_aggregate``) fills it; ranking and markers are decided here once (their footnotes in
+``_notes``), so the Markdown, LaTeX, rich and CSV outputs cannot disagree about which cell is best or what a
+marker means.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import ConfigError
+from ._coverage import Coverage
 
 if TYPE_CHECKING:
     from ..metrics import MetricSpec
@@ -20,6 +22,8 @@ RowKind = Literal["category", "dataset", "mean"]
 FAILED = "*"
 PARTIAL = "°"
 DAGGER = "†"
+#: a Mean of reported dataset scores computed here (the source prints no such number)
+RECOMPUTED = "‡"
 
 
 def metric_specs() -> list[MetricSpec]:
@@ -50,7 +54,8 @@ class Variant:
     """One column group: a method variant of ours, or a method as a paper reports it (``reported``).
 
     A trained zero-shot variant has either one auxiliary set (``aux``) or a ``protocol``, under which each
-    dataset trained on its own set (``aux_by_dataset``, (dataset, aux) pairs).
+    dataset trained on its own set (``aux_by_dataset``, (dataset, aux) pairs). ``source`` numbers the paper of a
+    reported variant when a table quotes several (†1, †2, … with the full source in a footnote).
     """
 
     label: str
@@ -69,25 +74,31 @@ class Variant:
     reported: bool = False
     paper: str = ""
     tables: tuple[str, ...] = ()
+    source: int = 0
+
+    @property
+    def dagger(self) -> str:
+        """The mark of a reported variant ("†", or "†2" for the second of several sources); "" for ours."""
+        return DAGGER + (str(self.source) if self.source else "") if self.reported else ""
 
     @property
     def display(self) -> str:
         """The label with the dagger that marks reported numbers."""
-        return self.label + DAGGER if self.reported else self.label
+        return self.label + self.dagger
 
 
 @dataclass
 class Cell:
     """One number of the table, in percent. ``std`` is NaN unless at least two seeds were averaged.
 
-    ``coverage`` is ``(used, applicable)`` datasets on Mean-row cells; a *partial* Mean (fewer datasets than the
-    metric applies to) is shown with a marker and is not ranked.
+    ``coverage`` says which cells the number covers; an *incomplete* one (fewer cells or datasets than
+    expected) is shown with a marker and is not ranked.
     """
 
     mean: float = math.nan
     std: float = math.nan
     n_seeds: int = 0
-    coverage: tuple[int, int] | None = None
+    coverage: Coverage | None = None
     rank: int | None = None
 
     @property
@@ -95,8 +106,8 @@ class Cell:
         return math.isnan(self.mean)
 
     @property
-    def partial(self) -> bool:
-        return self.coverage is not None and self.coverage[0] < self.coverage[1]
+    def incomplete(self) -> bool:
+        return not self.missing and self.coverage is not None and not self.coverage.complete
 
 
 @dataclass
@@ -168,17 +179,20 @@ class TableModel:
         return f"{value:.{self.digits}f}"
 
     def markers(self, row: Row, variant: int, metric: str) -> str:
-        """The footnote markers a cell carries (failed parts, partial Mean)."""
+        """The footnote markers a cell carries (failed parts, incomplete, a reported Mean computed here)."""
+        cell = row.cell(variant, metric)
         out = FAILED if row.failed.get(variant, (0, 0))[0] else ""
-        if row.cell(variant, metric).partial:
+        if cell.incomplete:
             out += PARTIAL
+        if row.kind == "mean" and self.variants[variant].reported and not cell.missing:
+            out += RECOMPUTED
         return out
 
     def rank(self) -> None:
         """Mark best (rank 1) and second (rank 2) per row and metric, competition style (ties share a rank).
 
         Values are compared as displayed (rounded to ``digits``). Only variants run with real weights compete
-        unless the table holds nothing else; partial Mean cells never compete. At least two values are needed.
+        unless the table holds nothing else; incomplete cells never compete. At least two values are needed.
         """
         real = [i for i, v in enumerate(self.variants) if not v.random_init]
         pool = real or list(range(len(self.variants)))
@@ -188,7 +202,7 @@ class TableModel:
                 scores = {}
                 for i in pool:
                     cell = row.cells.get((i, spec.name))
-                    if cell is not None and not cell.missing and not cell.partial:
+                    if cell is not None and not cell.missing and not cell.incomplete:
                         scores[i] = sign * self.rounded(cell.mean)
                 if len(scores) < 2:
                     continue
@@ -197,49 +211,6 @@ class TableModel:
                     if rank <= 2:
                         row.cells[(i, spec.name)].rank = rank
 
-    def footnotes(self) -> list[tuple[str, str]]:
-        """``(marker, text)`` pairs explaining every marker and label used in the table."""
-        notes: list[tuple[str, str]] = []
-        by_paper: dict[str, list[Variant]] = {}
-        for v in self.variants:
-            if v.reported:
-                by_paper.setdefault(v.paper, []).append(v)
-        for paper, variants in by_paper.items():
-            tables = list(dict.fromkeys(t for v in variants for t in v.tables if t))
-            where = f"{paper}: {'; '.join(tables)}" if tables else paper
-            labels = ", ".join(v.label for v in variants)
-            notes.append((DAGGER, f"{labels}: numbers as reported in {where}; not reproduced here."))
-        for v in self.variants:
-            if v.protocol:
-                notes.append(("", f"{v.label}: {v.protocol} protocol, {_pairing(v.aux_by_dataset)}."))
-        random = [v.label for v in self.variants if v.random_init]
-        if random:
-            notes.append((
-                "",
-                f"{', '.join(random)}: randomly initialised weights (pretrained=none); "
-                "these numbers exercise the pipeline and are not results.",
-            ))
-        for row in self.rows:
-            for i, (n, m) in row.failed.items():
-                if n:
-                    notes.append((FAILED, f"{self.variants[i].display}, {row.name}: {self.failed_text(row, n, m)}."))
-        partial: dict[str, list[str]] = {}
-        for i, v in enumerate(self.variants):
-            parts = [
-                f"{spec.label} {cell.coverage[0]} of {cell.coverage[1]}"
-                for row in self.rows
-                if row.kind == "mean"
-                for spec in self.metrics
-                if (cell := row.cells.get((i, spec.name))) is not None and cell.partial
-            ]
-            if parts:
-                partial.setdefault(", ".join(parts), []).append(v.display)
-        for parts, labels in partial.items():
-            notes.append((PARTIAL, f"{', '.join(labels)}: Mean over fewer datasets ({parts}); not ranked."))
-        if any(not math.isnan(c.std) for row in self.rows for c in row.cells.values()):
-            notes.append(("", "± is the sample standard deviation (ddof=1) over seeds."))
-        return notes
-
     @staticmethod
     def failed_text(row: Row, n: int, m: int) -> str:
         if row.kind == "category":
@@ -247,11 +218,3 @@ class TableModel:
         if row.kind == "dataset":
             return f"{n} of {m} categories failed (excluded from the mean)"
         return f"{n} of {m} datasets include failed categories"
-
-
-def _pairing(aux_by_dataset: tuple[tuple[str, str], ...]) -> str:
-    """"trained on visa for mvtec; on mvtec for visa, btad"."""
-    by_aux: dict[str, list[str]] = {}
-    for dataset, aux in aux_by_dataset:
-        by_aux.setdefault(aux, []).append(dataset)
-    return "trained " + "; ".join(f"on {aux} for {', '.join(ds)}" for aux, ds in by_aux.items())

@@ -5,19 +5,23 @@
 * per-category tables (its Tables 9-20): one metric on one dataset, one row per category and the Mean;
 * ablation tables (its Tables 3-5): one row per variant of one method, a (pixel, image) pair per dataset.
 
-Best is red bold, second-best blue; reported numbers carry a dagger; our column may be followed by a Δ column
-(ours minus the reported number of the same method and shots). Every name is escaped.
+Best is red bold, second-best blue; numbers exactly as a paper prints them carry a dagger (a Mean of reported
+dataset scores computed here carries ‡ instead); our column may be followed by a Δ column (ours minus the reported
+number of the same method and shots). A reported method without a number in a table gets no column there. Every
+name is escaped. A table wider than the text width is scaled down to it and says by how much in its notes.
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
-from ._latex import escape
-from ._model import DAGGER, FAILED, PARTIAL, Cell, Row, TableModel, Variant
+from ._latex import FILL, TEXT_WIDTH_CM, escape, mark, overflow_note, variant_head
+from ._model import Cell, Row, TableModel, Variant
+from ._notes import footnotes
+from ._texwidth import COLUMN_PAD, PT_PER_CM, tex_width
 
 PREAMBLE = r"\usepackage{booktabs,multirow,makecell,graphicx,xcolor}"
-_MARK = {FAILED: r"$^{*}$", PARTIAL: r"$^{\circ}$"}
 #: PRO as the papers compute it (AnomalyCLIP's variant), or the standard AUPRO
 PRO_METRICS = ("aupro_anomalyclip", "aupro")
 
@@ -36,10 +40,10 @@ def levels(pro: str) -> tuple[Level, Level]:
             Level("Pixel-level", ("pixel_auroc", pro), "(AUROC, PRO)"))
 
 
-def main_table(model: TableModel, pro: str, *, delta: bool = False) -> str:
+def main_table(model: TableModel, pro: str, *, delta: bool = False, text_width_cm: float = TEXT_WIDTH_CM) -> str:
     """Tables 1/2: ``model`` holds dataset rows and the Mean row, over the metrics of :func:`levels`."""
-    columns = _columns(model, delta)
-    lines = _open(model, "ll" + "c" * len(columns))
+    columns = _columns(model, delta, model.rows, [m for level in levels(pro) for m in level.metrics])
+    lines = [rf"\begin{{tabular}}{{ll{'c' * len(columns)}}}", r"\toprule"]
     lines.append(" & ".join(["Task", "Dataset", *(_head(model, c) for c in columns)]) + r" \\")
     data = [r for r in model.rows if r.kind == "dataset"]
     mean = next(r for r in model.rows if r.kind == "mean")
@@ -57,14 +61,14 @@ def main_table(model: TableModel, pro: str, *, delta: bool = False) -> str:
             name = "Mean" if row is mean else escape(row.dataset_label)
             cells = [_pair(model, row, c, level.metrics) for c in columns]
             lines.append(" & ".join([first, name, *cells]) + r" \\")
-    return _close(model, lines, pro)
+    return _finish(model, lines, pro, text_width_cm, _scope(columns, model.rows, pro))
 
 
-def category_table(model: TableModel, dataset: str, metric: str) -> str:
+def category_table(model: TableModel, dataset: str, metric: str, *, text_width_cm: float = TEXT_WIDTH_CM) -> str:
     """Tables 9-20: the categories of ``dataset`` and their Mean for one metric (``model`` is per category)."""
-    columns = _columns(model, False)
     rows = [r for r in model.rows if r.dataset == dataset and r.kind in ("category", "dataset")]
-    lines = _open(model, "l" + "c" * len(columns))
+    columns = _columns(model, False, rows, [metric])
+    lines = [rf"\begin{{tabular}}{{l{'c' * len(columns)}}}", r"\toprule"]
     lines.append(" & ".join(["Category", *(_head(model, c) for c in columns)]) + r" \\")
     lines.append(r"\midrule")
     for row in rows:
@@ -73,15 +77,16 @@ def category_table(model: TableModel, dataset: str, metric: str) -> str:
         name = "Mean" if row.kind == "dataset" else escape(row.category)
         cells = [_single(model, row, c, metric) for c in columns]
         lines.append(" & ".join([name, *cells]) + r" \\")
-    return _close(model, lines, metric if metric in PRO_METRICS else "")
+    scope = ([i for i, _ in columns], rows, [metric])
+    return _finish(model, lines, metric if metric in PRO_METRICS else "", text_width_cm, scope)
 
 
-def ablation_table(model: TableModel, pro: str) -> str:
+def ablation_table(model: TableModel, pro: str, *, text_width_cm: float = TEXT_WIDTH_CM) -> str:
     """Tables 3-5: one row per variant; per dataset a pixel (AUROC, PRO) and an image (AUROC, AP) pair."""
     image, pixel = levels(pro)
     data = [r for r in model.rows if r.kind == "dataset"]
     groups = [(row, level) for row in data for level in (pixel, image) if _has(model, row, level.metrics)]
-    lines = _open(model, "l" + "c" * len(groups))
+    lines = [rf"\begin{{tabular}}{{l{'c' * len(groups)}}}", r"\toprule"]
     spans, k = [], 0
     heads = []
     for row in data:
@@ -92,13 +97,14 @@ def ablation_table(model: TableModel, pro: str) -> str:
             k += n
     lines.append(" & ".join(["Variant", *heads]) + r" \\")
     lines.append(" ".join(spans))
-    lines.append(" & ".join(["", *(rf"{lv.title} {lv.heads}" for _, lv in groups)]) + r" \\")
+    lines.append(" & ".join(["", *(rf"\makecell{{{lv.title}\\{lv.heads}}}" for _, lv in groups)]) + r" \\")
     lines.append(r"\midrule")
     for i, variant in enumerate(model.variants):
-        name = escape(variant.options or variant.label) + (r"$^{\dagger}$" if variant.reported else "")
+        name = escape(variant.options or variant.label) + (mark(variant.dagger) if variant.reported else "")
         cells = [_pair(model, row, (i, None), level.metrics, dagger=False) for row, level in groups]
         lines.append(" & ".join([name, *cells]) + r" \\")
-    return _close(model, lines, pro)
+    metrics = [m for level in (image, pixel) for m in level.metrics]
+    return _finish(model, lines, pro, text_width_cm, (list(range(len(model.variants))), data, metrics))
 
 
 def document(tables: list[str]) -> str:
@@ -111,9 +117,12 @@ def document(tables: list[str]) -> str:
 Column = tuple[int, int | None]  # (variant, reported variant it is compared with, for a Δ column)
 
 
-def _columns(model: TableModel, delta: bool) -> list[Column]:
+def _columns(model: TableModel, delta: bool, rows: list[Row], metrics: list[str]) -> list[Column]:
+    """Our variants, and the reported ones with a number in ``rows`` × ``metrics``; Δ columns after ours."""
     out: list[Column] = []
     for i, v in enumerate(model.variants):
+        if v.reported and all(row.cell(i, m).missing for row in rows for m in metrics):
+            continue
         out.append((i, None))
         if delta and not v.reported:
             ref = _counterpart(model.variants, i)
@@ -131,11 +140,17 @@ def _counterpart(variants: list[Variant], i: int) -> int | None:
 
 
 def _head(model: TableModel, column: Column) -> str:
+    """A column head; a label with options or qualifiers ("MPAMA [experts=3]") breaks before them, so the
+    head is no wider than the pair cells under it."""
     i, ref = column
     if ref is not None:
         return r"$\Delta$"
     v = model.variants[i]
-    return escape(v.label) + (r"$^{\dagger}$" if v.reported else "")
+    name, sep, rest = v.label.partition(" [") if " [" in v.label else v.label.partition(" (")
+    if not sep:
+        return variant_head(v)
+    # "{}" keeps "\\" from reading a following "[" as its optional argument
+    return rf"\makecell{{{escape(name)}\\{{}}{escape(sep.strip() + rest)}{mark(v.dagger) if v.reported else ''}}}"
 
 
 # -- cells --------------------------------------------------------------------------------------------
@@ -164,9 +179,10 @@ def _delta(model: TableModel, ours: Cell, theirs: Cell) -> str:
 
 
 def _marks(model: TableModel, row: Row, i: int, metrics: tuple[str, ...], dagger: bool) -> str:
-    markers = "".join(dict.fromkeys("".join(model.markers(row, i, m) for m in metrics)))
-    out = "".join(_MARK[m] for m in markers if m in _MARK)
-    if dagger and model.variants[i].reported and any(not row.cell(i, m).missing for m in metrics):
+    """The cell's markers; a dagger on reported numbers as printed (a Mean row's are computed here: ‡)."""
+    out = mark("".join(dict.fromkeys("".join(model.markers(row, i, m) for m in metrics))))
+    as_printed = row.kind != "mean" and any(not row.cell(i, m).missing for m in metrics)
+    if dagger and model.variants[i].reported and as_printed:
         out += r"$^{\dagger}$"
     return out
 
@@ -183,27 +199,47 @@ def _single(model: TableModel, row: Row, column: Column, metric: str) -> str:
     return _number(model, row.cell(i, metric)) + _marks(model, row, i, (metric,), True)
 
 
-# -- frame --------------------------------------------------------------------------------------------
-def _open(model: TableModel, spec: str) -> list[str]:
+# -- frame ------------------------------------------------------------------------------------------
+Scope = tuple[list[int], list[Row], list[str]]  # the variants, rows and metrics a table shows
+
+
+def _scope(columns: list[Column], rows: list[Row], pro: str) -> Scope:
+    return list(dict.fromkeys(i for i, _ in columns)), rows, [m for lv in levels(pro) for m in lv.metrics]
+
+
+def _finish(model: TableModel, tabular: list[str], pro: str, text_width_cm: float, scope: Scope) -> str:
+    """The ``table`` float around ``tabular`` (scaled to the text width only when wider), and its notes."""
+    budget = text_width_cm * PT_PER_CM
+    width = natural_width(tabular)
+    scaled = width > budget * FILL
     lines = [f"% requires {PREAMBLE}", r"\begin{table}[t]", r"\centering"]
     if model.caption:
         lines.append(rf"\caption{{{escape(model.caption)}}}")
     if model.label:
         lines.append(rf"\label{{{model.label}}}")
-    lines += [r"\resizebox{\linewidth}{!}{%", rf"\begin{{tabular}}{{{spec}}}", r"\toprule"]
-    return lines
-
-
-def _close(model: TableModel, lines: list[str], pro: str) -> str:
-    lines += [r"\bottomrule", r"\end{tabular}}"]
+    lines += [r"\resizebox{\linewidth}{!}{%"] if scaled else []
+    lines += tabular + [r"\bottomrule", r"\end{tabular}" + ("}" if scaled else "")]
     notes = [r"Best: \textcolor{red}{\textbf{red}}; second-best: \textcolor{blue}{blue}."]
     if pro:
         notes.append(
             "PRO is AnomalyCLIP's variant (thresholded curve, FPR rescaled), as the papers compute it."
             if pro == "aupro_anomalyclip" else "PRO is the standard AUPRO (integrated to FPR 0.3, divided by 0.3)."
         )
-    marks = {DAGGER: r"$^{\dagger}$", FAILED: r"$^{*}$", PARTIAL: r"$^{\circ}$", "": ""}
-    notes += [f"{marks[m]}{escape(text)}" for m, text in model.footnotes()]
+    variants, rows, metrics = scope
+    notes += [f"{mark(m)}{escape(text)}" for m, text in footnotes(model, rows, variants, metrics)]
+    if width > budget:  # within the estimate's margin below it, the scaling is no news
+        notes.append(overflow_note(width, budget, scaled=True))
     lines.append(r"\par\smallskip{\footnotesize " + r"\par ".join(notes) + "}")
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
+
+
+def natural_width(tabular: list[str]) -> float:
+    """The estimated width, in pt, of a tabular's rows (cells spanning several columns are left out)."""
+    widths: dict[int, float] = {}
+    for line in tabular:
+        if not line.endswith(r"\\") or r"\multicolumn" in line:
+            continue
+        for k, cell in enumerate(re.split(r"(?<!\\)&", line[:-2])):
+            widths[k] = max(widths.get(k, 0.0), tex_width(cell.strip()))
+    return sum(w + COLUMN_PAD for w in widths.values())

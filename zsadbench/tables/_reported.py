@@ -123,7 +123,7 @@ def reported_variants(
     reported: pd.DataFrame | None, frame: pd.DataFrame, datasets: set[str], metrics: list[str]
 ) -> tuple[list[Variant], dict[tuple[int, str, str, str], float]]:
     """Reported variants with a number on the table's datasets and metrics, and their values by
-    (variant, dataset, category, metric)."""
+    (variant, dataset, category, metric). With several papers, each variant's ``source`` numbers its paper."""
     if reported is None:
         return [], {}
     if not isinstance(reported, pd.DataFrame):
@@ -148,9 +148,7 @@ def reported_variants(
         r = len(variants) - 1
         for row in group.sort_values("decimals").itertuples(index=False):  # the most precise print wins
             values[(r, row.dataset, row.category, row.metric)] = float(row.value)
-    labels = [v.label for v in variants]
-    variants = [
-        replace(v, label=f"{v.label} ({v.paper})") if labels.count(v.label) > 1 else v
-        for v in variants
-    ]
+    papers = list(dict.fromkeys(v.paper for v in variants))
+    if len(papers) > 1:  # short marks (†1, †2) instead of whole source strings in the headers
+        variants = [replace(v, source=papers.index(v.paper) + 1) for v in variants]
     return variants, values

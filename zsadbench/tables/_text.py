@@ -6,7 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from ._model import Cell, TableModel
+from ._model import RECOMPUTED, Cell, TableModel
+from ._notes import footnotes
 
 DASH = "–"
 
@@ -30,7 +31,7 @@ def to_markdown(model: TableModel) -> str:
                 for spec in model.metrics:
                     cells.append(_md_cell(model, row.cell(i, spec.name), model.markers(row, i, spec.name)))
             lines.append(_md_line(cells))
-    for marker, text in model.footnotes():
+    for marker, text in footnotes(model):
         lines += ["", f"{_md(marker)} {_md(text)}".strip()]
     return "\n".join(lines) + "\n"
 
@@ -62,8 +63,9 @@ def _arrow(spec: Any) -> str:
 
 
 def to_csv(model: TableModel, layout: str) -> str:
-    """``wide``: the table's rows and one column per variant × metric (plus ``std`` columns and ``notes``);
-    ``long``: one tidy row per variant × dataset × category × metric with mean, std and n_seeds."""
+    """``wide``: the table's rows and one column per variant × metric (plus ``std`` columns, a ``covers`` column
+    for each variant × metric with an incomplete number, and ``notes``); ``long``: one tidy row per variant ×
+    dataset × category × metric with mean, std, n_seeds and the cells it covers."""
     frame = _wide(model) if layout == "wide" else _long(model)
     return frame.to_csv(index=False, lineterminator="\n")
 
@@ -82,11 +84,14 @@ def _wide(model: TableModel) -> pd.DataFrame:
                 cell = row.cell(i, spec.name)
                 rec[f"{v.display} {spec.label}"] = math.nan if cell.missing else model.rounded(cell.mean)
                 rec[f"{v.display} {spec.label} std"] = math.nan if math.isnan(cell.std) else model.rounded(cell.std)
+                rec[f"{v.display} {spec.label} covers"] = (
+                    "" if cell.missing else cell.coverage.text() if cell.incomplete else "complete")
         rec["notes"] = "; ".join(notes_by_row[n])
         records.append(rec)
     frame = pd.DataFrame.from_records(records)
     empty_std = [c for c in frame.columns if c.endswith(" std") and frame[c].isna().all()]
-    return frame.drop(columns=empty_std)
+    complete = [c for c in frame.columns if c.endswith(" covers") and frame[c].isin(["", "complete"]).all()]
+    return frame.drop(columns=empty_std + complete)
 
 
 def _row_notes(model: TableModel) -> list[list[str]]:
@@ -96,10 +101,10 @@ def _row_notes(model: TableModel) -> list[list[str]]:
             f"{model.variants[i].display}: {model.failed_text(row, n, m)}" for i, (n, m) in row.failed.items() if n
         ]
         for i, v in enumerate(model.variants):
-            cov = [f"{s.label} over {c.coverage[0]} of {c.coverage[1]} datasets" for s in model.metrics
-                   if (c := row.cell(i, s.name)).partial]
+            cov = [f"{s.label} covers {c.coverage.text()}" for s in model.metrics
+                   if (c := row.cell(i, s.name)).incomplete]
             if cov:
-                notes.append(f"{v.display}: {', '.join(cov)}")
+                notes.append(f"{v.display}: {', '.join(cov)} (not ranked)")
         out.append(notes)
     return out
 
@@ -113,6 +118,8 @@ def _long(model: TableModel) -> pd.DataFrame:
                 cell = row.cell(i, spec.name)
                 if cell.missing:
                     continue
+                cov = cell.coverage
+                cells = None if cov is None else cov.cells
                 records.append({
                     "variant": v.display, "method": v.method, "method_label": v.method_label, "shots": v.shots,
                     "pretrained": v.pretrained, "random_init": v.random_init, "config_hash": v.config_hash,
@@ -125,10 +132,14 @@ def _long(model: TableModel) -> pd.DataFrame:
                     "mean": cell.mean, "std": cell.std,
                     "n_seeds": None if v.reported else cell.n_seeds,
                     "n_failed": n_failed, "n_total": n_total,
-                    "n_datasets": None if cell.coverage is None else cell.coverage[0],
+                    "n_datasets": None if cov is None or cov.datasets is None else cov.datasets[0],
+                    "covered_cells": None if cells is None else cells[0],
+                    "expected_cells": None if cells is None else cells[1],
+                    "complete": not cell.incomplete,
+                    "recomputed": RECOMPUTED in model.markers(row, i, spec.name),
                 })
     frame = pd.DataFrame.from_records(records)
-    for col in ("eval_size", "n_seeds", "n_datasets"):
+    for col in ("eval_size", "n_seeds", "n_datasets", "covered_cells", "expected_cells"):
         if col in frame:
             frame[col] = frame[col].astype("Int64")
     return frame

@@ -1,19 +1,18 @@
 """``make_table``: results DataFrame in, table out (pure); ``write_tables``: the same, written to files."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from rich.table import Table
 
 from ..errors import ConfigError
 from ..store.files import atomic_write_bytes
 from ._aggregate import build_model
-from ._latex import to_latex
+from ._latex import TEXT_WIDTH_CM, to_latex
 from ._model import select_metrics
-from ._rich import to_rich
+from ._rich import FittedTable
 from ._text import to_csv, to_markdown
 
 FORMATS = ("rich", "md", "csv", "latex")
@@ -33,17 +32,23 @@ def make_table(
     label: str | None = None,
     csv_layout: str = "wide",
     by_aux: bool = False,
-) -> str | Table:
+    categories: Mapping[str, Iterable[str]] | None = None,
+    variants: Sequence[str] | None = None,
+    text_width_cm: float = TEXT_WIDTH_CM,
+) -> str | FittedTable:
     """Render the results store's frame (one row per cell, metric values as fractions) as a table.
 
     Rows are datasets (or, with ``per_category``, each dataset's categories then its mean) and a final Mean
     over datasets; columns are method variants × metrics, shown in percent with ``digits`` decimals as
-    mean ± sample std over seeds. Per row and metric the best value is bold and the second underlined.
-    ``reported`` (from :func:`load_reported`) adds the numbers papers print, marked †. ``fmt`` is ``rich``
-    (returns a ``rich.table.Table``), ``md``, ``csv`` (``csv_layout`` ``wide`` mirrors the table, ``long``
-    is tidy and always per category) or ``latex``; the text formats return a string. A trained zero-shot
-    method gets one column per protocol (each dataset with the auxiliary set its protocol pairs it with);
-    ``by_aux`` gives it one column per auxiliary set instead.
+    mean ± sample std over seeds. Per row and metric the best value is bold and the second underlined;
+    a number over fewer cells than expected (``categories`` adds expected categories per dataset to those of
+    ``df``, see :mod:`._coverage`) is marked ° and not ranked. ``reported`` (from :func:`load_reported`) adds
+    the numbers papers print, marked †. ``fmt`` is ``rich`` (returns a :class:`FittedTable`, a rich renderable
+    that splits itself to the console's width), ``md``, ``csv`` (``csv_layout`` ``wide`` mirrors the table,
+    ``long`` is tidy and always per category) or ``latex`` (split to fit ``text_width_cm``); the text formats
+    return a string. A trained zero-shot method gets one column per protocol (each dataset with the auxiliary
+    set its protocol pairs it with); ``by_aux`` gives it one column per auxiliary set instead. ``variants``
+    keeps only the columns of ours with these labels (as the table of all of ``df`` labels them).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -53,19 +58,22 @@ def make_table(
         raise ConfigError(f"digits must be an integer from 0 to 6, got {digits!r}")
     if not isinstance(df, pd.DataFrame):
         raise ConfigError(f"make_table needs a pandas DataFrame of results, got {type(df).__name__}")
+    if isinstance(text_width_cm, bool) or not isinstance(text_width_cm, (int, float)) or not text_width_cm > 0:
+        raise ConfigError(f"text_width_cm must be a positive number of cm, got {text_width_cm!r}")
     specs = select_metrics(metrics, level)
     if not specs:
         raise ConfigError(f"no selected metric has level {level!r}; choose other metrics or another level")
     if fmt == "csv" and csv_layout == "long":
         per_category = True
-    model = build_model(df, specs, per_category=per_category, digits=digits, reported=reported, by_aux=by_aux)
+    model = build_model(df, specs, per_category=per_category, digits=digits, reported=reported, by_aux=by_aux,
+                        categories=categories, chosen=variants)
     model.caption, model.label = caption, label
     if fmt == "rich":
-        return to_rich(model)
+        return FittedTable(model)
     if fmt == "md":
         return to_markdown(model)
     if fmt == "latex":
-        return to_latex(model)
+        return to_latex(model, text_width_cm)
     return to_csv(model, csv_layout)
 
 

@@ -1,5 +1,5 @@
 """Galleries of a results folder: image, ground truth and anomaly-map overlay of the best and worst cases of
-each category, as PNGs and one self-contained HTML page (images inlined)."""
+each category, on an HTML page that links small image files (optionally a PNG and PDF figure per category)."""
 from __future__ import annotations
 
 from .cases import Case, pick_cases
