@@ -12,7 +12,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="method(s) to evaluate; see `zsadbench list`")
     parser.add_argument("--datasets", "-d", type=str, default="synthetic", metavar="NAMES",
                         help="dataset names, comma-separated, or the groups all (the 15 ZSAD datasets), industrial, "
-                             "medical (default: synthetic, generated locally)")
+                             "medical; DATASET/CATEGORY runs one category (default: synthetic, generated locally)")
+    parser.add_argument("--categories", type=name_list, default=(), metavar="CAT[,CAT]",
+                        help="only these categories (CATEGORY, or DATASET/CATEGORY for one dataset's); the dataset "
+                             "Means then cover part of a dataset and the tables mark them")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                        help="a smoke run: at most N test images per category (half anomalous where it can); its cells "
+                             "are kept apart from full ones and marked in the tables")
     parser.add_argument("--shots", type=int_list, default=None, metavar="K[,K]",
                         help="0 for zero-shot, k>0 for k normal support images (default: each method's own setting)")
     parser.add_argument("--seeds", type=int_list, default=(0,), metavar="S[,S]",
@@ -132,6 +138,18 @@ def _executor_threads(args: argparse.Namespace) -> int | None:
     return default_threads(args.cpus_per_cell)
 
 
+def split_categories(spec: str) -> tuple[str, tuple[str, ...]]:
+    """``--datasets`` without its ``DATASET/CATEGORY`` items' categories, and those items: ``"mvtec/bottle,visa"``
+    → ``("mvtec,visa", ("mvtec/bottle",))``."""
+    names, categories = [], []
+    for item in (i.strip() for i in spec.split(",") if i.strip()):
+        dataset, slash, category = item.partition("/")
+        names.append(dataset)
+        if slash and category:
+            categories.append(item)
+    return ",".join(dict.fromkeys(names)), tuple(categories)
+
+
 def execute(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -144,9 +162,12 @@ def execute(args: argparse.Namespace) -> int:
     load_plugins(args.plugin)
     for name in args.method:  # unknown methods are reported before anything else is resolved
         registry.methods().get(name)
+    datasets, categories = split_categories(args.datasets)
     config = RunConfig(
         methods=args.method,
-        datasets=tuple(expand_datasets(args.datasets)),
+        datasets=tuple(expand_datasets(datasets)),
+        categories=tuple(dict.fromkeys(categories + tuple(args.categories))),
+        limit=args.limit,
         shots=args.shots,
         seeds=args.seeds,
         pretrained=args.pretrained,

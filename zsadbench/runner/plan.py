@@ -55,6 +55,8 @@ class RunConfig:
     support_manifest: Path | None = None
     threads: int | None = None
     keep_maps: str = "all"
+    categories: tuple[str, ...] = ()
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.threads is None:  # pinned for the whole run: results are reproducible for a given thread count
@@ -80,6 +82,8 @@ class RunConfig:
             raise ConfigError(f"--keep-maps must be one of {', '.join(KEEP_MAPS)}, got {self.keep_maps!r}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
+        if self.limit is not None and self.limit < 2:
+            raise ConfigError(f"--limit must be at least 2 (a normal and an anomalous image), got {self.limit}")
 
 
 @dataclass(frozen=True)

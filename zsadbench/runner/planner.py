@@ -12,6 +12,7 @@ from ..method import Method, fit_kind
 from ..store.manifest import Draw, DrawKey, describe_key, load_replay
 from .identity import WeightsSpec, index_digest
 from .plan import Cell, FitGroup, RunConfig, auxiliary_for, check_overrides_used, override_variants
+from .subset import apply_subset
 from zsadbench.datasets.base import DatasetAdapter
 from zsadbench.datasets.roots import resolve_root
 
@@ -126,6 +127,11 @@ def build_plan(config: RunConfig) -> Plan:
     notes: list[str] = []
     methods = _method_specs(config, notes)
     adapters = {name: _adapter(name, config.data_root) for name in config.datasets}
+    if config.categories or config.limit is not None:
+        apply_subset(adapters, config.categories, config.limit)
+        if config.limit is not None:
+            notes.append(f"--limit {config.limit}: at most {config.limit} test images per category, a smoke run "
+                         "(its cells are kept apart from full ones and marked in the tables)")
     for name, adapter in adapters.items():
         for category, reason in sorted(getattr(adapter, "skipped", {}).items()):
             notes.append(f"{name}/{category}: skipped ({reason})")

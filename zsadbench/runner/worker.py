@@ -275,6 +275,7 @@ def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step
         protocol=config.protocol,
         aux_forced=config.aux is not None,
         metric_levels=sorted(adapter.metric_levels),
+        test_limit=config.limit,
         method_stats={name: value.tolist() for name, value in stats.items()} or None,
         **fit_info,
     )

@@ -66,7 +66,9 @@ class Provenance:
     ``worker`` the Ray worker that computed it; ``traceback`` a failure's; ``workers`` the image loading
     threads; ``stage_seconds`` where the cell's wall time went (waiting for images, predict, checks, quantise,
     metrics, and the artifact's encode and write); ``keep_maps``, ``artifact_bytes`` and ``artifact_checksum``
-    (see :func:`~zsadbench.store.artifacts.content_checksum`) what its artifact holds. Keys of older rows that are no field here are kept in ``extra``.
+    (see :func:`~zsadbench.store.artifacts.content_checksum`) what its artifact holds; ``test_limit`` the
+    ``--limit`` of a smoke run (at most that many test images per category). Keys of older rows that are no field
+    here are kept in ``extra``.
     """
 
     environment: dict[str, Any] | None = None
@@ -94,6 +96,7 @@ class Provenance:
     keep_maps: str | None = None
     artifact_bytes: int | None = None
     artifact_checksum: str | None = None
+    test_limit: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,9 +159,10 @@ class StoredCell(_Identity):
 
     def frame_record(self) -> dict[str, Any]:
         """The row as the tables and plots take it: scalar fields, the ``protocol`` it ran under ("" where
-        none was recorded) and one column per metric."""
+        none was recorded), the ``test_limit`` of a smoke run (0: none) and one column per metric."""
         scalars = {name: getattr(self, name) for name in self.scalar_fields()}
-        return {**scalars, "protocol": self.provenance.protocol or "", **self.metrics}
+        return {**scalars, "protocol": self.provenance.protocol or "", "test_limit": self.provenance.test_limit or 0,
+                **self.metrics}
 
 
 def _json_float(value: float) -> float | None:

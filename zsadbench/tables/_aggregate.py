@@ -12,8 +12,8 @@ Every number carries its :class:`~._coverage.Coverage`: the cells it covers agai
 hold, is incomplete (marked, not ranked).
 
 Failed cells are left out of every mean and flagged on the rows they touch. A variant is
-(method, shots, pretrained, random_init, precision, config_hash, auxiliary key, eval_size): two evaluation
-resolutions or precisions never share a column. The plots group cells into the same variants
+(method, shots, pretrained, random_init, precision, config_hash, auxiliary key, eval_size, test limit): two
+evaluation resolutions or precisions never share a column, nor do a smoke run's cells (``--limit``) and full ones. The plots group cells into the same variants
 (:func:`variant_labels`).
 
 The auxiliary key of a trained zero-shot method is its protocol when a cell's auxiliary set is the one that
@@ -41,7 +41,8 @@ REQUIRED = (
     "method", "method_label", "config_hash", "dataset", "dataset_label", "domain", "category",
     "shots", "seed", "aux", "eval_size", "pretrained", "precision", "random_init", "status",
 )
-VARIANT_KEYS = ("method", "shots", "pretrained", "random_init", "precision", "config_hash", "_aux_key", "eval_size")
+VARIANT_KEYS = ("method", "shots", "pretrained", "random_init", "precision", "config_hash", "_aux_key", "eval_size",
+                "test_limit")
 DOMAIN_ORDER = {"industrial": 0, "medical": 1, "synthetic": 2}
 _V = "_variant"
 _FAMILY = "_family"  # a variant at every shot count
@@ -156,6 +157,8 @@ def _prepare(df: pd.DataFrame, names: list[str], by_aux: bool) -> pd.DataFrame:
     frame["protocol"] = protocol.fillna("").astype(str)
     frame["_aux_key"] = _aux_keys(frame, by_aux)
     frame["random_init"] = frame["random_init"].astype(bool)
+    limit = frame["test_limit"] if "test_limit" in frame else pd.Series(0, index=frame.index)
+    frame["test_limit"] = pd.to_numeric(limit, errors="coerce").fillna(0).astype(int)
     frame[_V] = frame.groupby(list(VARIANT_KEYS), sort=False, dropna=False).ngroup()
     frame[_FAMILY] = frame.groupby([k for k in VARIANT_KEYS if k != "shots"], sort=False, dropna=False).ngroup()
     return frame
@@ -338,11 +341,11 @@ def _our_variants(frame: pd.DataFrame) -> list[Variant]:
             random_init=bool(r["random_init"]), pretrained=r["pretrained"], precision=r["precision"],
             config_hash=r["config_hash"],
             aux=key if kind == "aux" else "", protocol=key if kind == "protocol" else "",
-            eval_size=int(r["eval_size"]),
+            eval_size=int(r["eval_size"]), test_limit=int(r["test_limit"]),
             aux_by_dataset=tuple(zip(own["dataset"], own["aux"])) if kind == "protocol" else (),
             config=_config_of(r.get("config_json", "")),
         ))
-    bases = [_base_qualifiers(v["shots"], v["random_init"]) for v in raw]
+    bases = [_base_qualifiers(v["shots"], v["random_init"], v["test_limit"]) for v in raw]
     out = []
     for v, quals in zip(raw, bases):
         group = [w for w, q in zip(raw, bases) if w["method_label"] == v["method_label"] and q == quals]
@@ -393,10 +396,12 @@ def _option_text(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
-def _base_qualifiers(shots: int, random_init: bool) -> tuple[str, ...]:
+def _base_qualifiers(shots: int, random_init: bool, test_limit: int = 0) -> tuple[str, ...]:
     quals = [f"{shots}-shot"] if shots > 0 else []
     if random_init:
         quals.append("random init")
+    if test_limit:
+        quals.append(f"smoke: ≤{test_limit} test images")
     return tuple(quals)
 
 

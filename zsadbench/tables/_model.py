@@ -55,7 +55,8 @@ class Variant:
 
     A trained zero-shot variant has either one auxiliary set (``aux``) or a ``protocol``, under which each
     dataset trained on its own set (``aux_by_dataset``, (dataset, aux) pairs). ``source`` numbers the paper of a
-    reported variant when a table quotes several (†1, †2, … with the full source in a footnote).
+    reported variant when a table quotes several (†1, †2, … with the full source in a footnote). ``test_limit`` is
+    the ``--limit`` of a smoke run's cells (0: every test image).
     """
 
     label: str
@@ -75,6 +76,7 @@ class Variant:
     paper: str = ""
     tables: tuple[str, ...] = ()
     source: int = 0
+    test_limit: int = 0
 
     @property
     def dagger(self) -> str:
