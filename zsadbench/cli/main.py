@@ -19,6 +19,7 @@ from .. import __version__
 from ..errors import ZsadError
 from ..registry import DISABLE_ENV, OWN_DIST
 from .options import apply_int_ranges
+from .sweep import expand_config
 
 COMMANDS = {
     "run": ("zsadbench.cli.run", "evaluate methods on datasets (resumable; results go to --out)"),
@@ -81,8 +82,15 @@ def main(argv: list[str] | None = None) -> int:
 
     With ``--debug`` errors propagate, so Python prints their traceback.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
     console = Console(stderr=True)
+    try:
+        argv = expand_config(list(sys.argv[1:] if argv is None else argv), parser)
+    except ZsadError as exc:
+        console.print(f"[red]{escape(type(exc).__name__)}[/]: {escape(' '.join(str(exc).split()))}", highlight=False,
+                      soft_wrap=True)
+        return 1
+    args = parser.parse_args(argv)
     try:
         return int(importlib.import_module(args._module).execute(args) or 0)
     except KeyboardInterrupt:

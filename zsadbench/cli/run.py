@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replay few-shot support draws: a support.jsonl of an earlier run, or a PromptAD/"
                              "FineGrainedAD seeds_<dataset> folder")
     parser.add_argument("--no-table", action="store_true", help="do not print the results table at the end")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="read the run's options from a YAML sweep file (methods, datasets, shots, seeds, a `set` "
+                             "grid, ...); options on the command line win; every run stores its own in OUT/sweeps")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the sweep file that reproduces this command line and exit")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
                         help="where cells are computed: in this process, or as tasks on a Ray cluster (needs the "
                              "extra: pip install \"zsadbench[ray]\"); this process alone writes --out (default: local)")
@@ -159,6 +164,11 @@ def execute(args: argparse.Namespace) -> int:
     from .. import registry
 
     _check_combinations(args)
+    if args.print_config:
+        from .sweep import config_text
+
+        print(config_text(args), end="")
+        return 0
     load_plugins(args.plugin)
     for name in args.method:  # unknown methods are reported before anything else is resolved
         registry.methods().get(name)
@@ -208,8 +218,12 @@ def execute(args: argparse.Namespace) -> int:
                                    cpus_per_cell=args.cpus_per_cell)
     else:
         summary = execute_plan(plan)
+    from .sweep import store_config
+
+    stored = store_config(args, config.out)
     console.print(
-        f"{summary.done} cells computed, {summary.cached} reused from {config.out}, {summary.failed} failed",
+        f"{summary.done} cells computed, {summary.cached} reused from {config.out}, {summary.failed} failed "
+        f"(this run's options: {stored})",
         highlight=False,
     )
     if summary.elsewhere:
