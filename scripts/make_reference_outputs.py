@@ -42,6 +42,9 @@ TINY: dict[str, dict] = {
               "batch_size": 2},
     "promptad": _FEW_SHOT,
     "finegrainedad": {**_FEW_SHOT, "cluster_size": 128, "query_heads": 2},
+    "patchcore": {"backbone": "resnet18", "image_size": 64, "layer_dim": 64, "feature_dim": 64},
+    "padim": {"backbone": "resnet18", "image_size": 64, "n_features": 32},
+    "spade": {"backbone": "resnet18", "image_size": 64},
 }
 
 #: Names the fit data and queries carry: categories with PromptAD class states and shipped MFSC captions.

@@ -18,3 +18,6 @@ TINY = {
     "promptad": _FEW_SHOT,
     "finegrainedad": {**_FEW_SHOT, "cluster_size": 128, "query_heads": 2, "captions_dir": "CAPTIONS"},
 }
+TINY["patchcore"] = {"backbone": "resnet18", "image_size": 64, "layer_dim": 64, "feature_dim": 64}
+TINY["padim"] = {"backbone": "resnet18", "image_size": 64, "n_features": 32}
+TINY["spade"] = {"backbone": "resnet18", "image_size": 64}

@@ -1,0 +1,1 @@
+"""SPADE: sub-image anomaly detection with deep pyramid correspondences (Cohen and Hoshen, 2020)."""
