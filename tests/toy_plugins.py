@@ -139,6 +139,28 @@ class ToyTrainedMethod(ToyMethod):
         self.fitted_ = True
 
 
+class ToyInContextMethod(ToyTrainedMethod):
+    """Few-shot after auxiliary training (the contract of InCTRL): a gain learnt on the auxiliary set, then each
+    cell's support images as the reference (counts both kinds of fit)."""
+
+    name = "toyincontext"
+    settings = frozenset({"few-shot"})
+    shots = (1, 2)
+    adapted = 0
+
+    def fit(self, data: FitData) -> "ToyInContextMethod":
+        if data.kind == "auxiliary":
+            return super().fit(data)
+        assert data.kind == "support" and self.gain_ is not None, "the support fit comes after the auxiliary state"
+        type(self).adapted += 1
+        self.reference_ = torch.cat([b.image for b in data.batches(4)]).mean(dim=0, keepdim=True)
+        return self
+
+    def predict(self, batch: Batch) -> Prediction:
+        amap = (batch.image - self.reference_).abs().sum(dim=1) * self.gain_
+        return Prediction(amap.flatten(1).max(dim=1).values, amap)
+
+
 class NaNMethod(ToyMethod):
     """Returns NaN maps for the category 'beta' (to test the error naming the cell)."""
 

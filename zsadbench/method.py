@@ -66,7 +66,8 @@ def is_random_weights(tag: str) -> bool:
 
 def fit_kind(cls: type[Method], shots: int) -> FitKind:
     """The :class:`FitData` kind ``cls.fit`` gets for ``shots`` (0: zero-shot): ``support`` for few-shot,
-    ``auxiliary`` for a zero-shot method that trains on an auxiliary set, else ``none``. Raises
+    ``auxiliary`` for a zero-shot method that trains on an auxiliary set, else ``none``. A few-shot method that
+    also trains on an auxiliary set (:func:`trains_then_adapts`) gets ``support`` after its auxiliary training. Raises
     :class:`ConfigError` when the method's ``settings`` and ``shots`` do not take that setting, so no method
     needs to check the kind it is fitted with."""
     name = getattr(cls, "name", cls.__name__)
@@ -81,6 +82,14 @@ def fit_kind(cls: type[Method], shots: int) -> FitKind:
         raise ConfigError(f"{name} is not a zero-shot method (settings: {', '.join(sorted(cls.settings))}); "
                           "run it with --shots K")
     return "auxiliary" if cls.trains_on_auxiliary else "none"
+
+
+def trains_then_adapts(cls: type[Method], shots: int) -> bool:
+    """Whether a ``shots``-shot cell of ``cls`` first trains on the auxiliary set and then adapts to its support
+    images: a few-shot cell of a method with ``trains_on_auxiliary`` (e.g. InCTRL, or VAND's few-shot mode).
+    The runner then trains once per auxiliary set and seed (``fit`` with ``kind="auxiliary"``, cached as the
+    state), and for each cell restores that state and calls ``fit`` again with ``kind="support"``."""
+    return shots > 0 and cls.trains_on_auxiliary
 
 
 class Method(ABC):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from zsadbench.errors import ConfigError
-from zsadbench.method import fit_kind
+from zsadbench.method import fit_kind, trains_then_adapts
 from zsadbench.runner import auxiliary_for
 from zsadbench.store import ResultStore
 
@@ -130,3 +130,22 @@ def test_the_fit_kind_follows_the_declared_settings():
         fit_kind(toy_plugins.ToyTrainedMethod, 1)
     with pytest.raises(ConfigError, match="toy does not take 4-shot; it takes k in 1, 2"):
         fit_kind(toy_plugins.ToyMethod, 4)
+
+
+def test_a_few_shot_method_that_trains_on_an_auxiliary_set_trains_once_then_adapts_per_cell(data_root, tmp_path,
+                                                                                             monkeypatch):
+    cls = toy_plugins.ToyInContextMethod
+    assert fit_kind(cls, 1) == "support" and trains_then_adapts(cls, 1) and not trains_then_adapts(cls, 0)
+    monkeypatch.setattr(cls, "fits", 0)
+    monkeypatch.setattr(cls, "adapted", 0)
+    out = tmp_path / "out"
+    args = ("--plugin", "toy_plugins:ToyInContextMethod", "--method", "toyincontext", "--datasets", "toy",
+            "--aux", "toy", "--shots", "1,2", "--data-root", str(data_root), "--out", str(out))
+    assert run(*args) == 0
+    rows = ResultStore(out).rows()
+    # 2 categories × 2 shot counts, one auxiliary training for all of them, one support fit per cell
+    assert len(rows) == 4 and cls.fits == 1 and cls.adapted == 4
+    assert {r.aux for r in rows} == {"toy"} and {r.shots for r in rows} == {1, 2}
+    assert len({r.provenance.state for r in rows}) == 1 and all(r.provenance.support for r in rows)
+    assert run(*args, "--seeds", "0,1") == 0  # a new seed trains its own state; the old cells are reused
+    assert cls.fits == 2 and cls.adapted == 8 and len(ResultStore(out).rows()) == 8

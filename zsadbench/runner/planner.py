@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from .. import registry
 from ..config import MethodConfig
 from ..errors import ConfigError, DataError
-from ..method import Method, fit_kind
+from ..method import Method, fit_kind, trains_then_adapts
 from ..store.manifest import Draw, DrawKey, describe_key, load_replay
 from .identity import WeightsSpec, index_digest
 from .plan import Cell, FitGroup, RunConfig, auxiliary_for, check_overrides_used, override_variants
@@ -181,26 +181,36 @@ def _groups(spec, shots, seed, adapters, auxiliaries, config, notes) -> list[Fit
     if shots > 0:
         groups = []
         for name, adapter in adapters.items():
+            aux = _auxiliary(spec, name, auxiliaries, config, notes) if trains_then_adapts(spec.cls, shots) else ""
             for category in adapter.categories():
                 available = len(adapter.select("train", category, 0))
                 if available < shots:
                     notes.append(f"{name}/{category}: {available} normal training images, too few for {shots}-shot: skipped")
                     continue
-                cell = _cell(spec, adapters, name, category, shots, seed, "", config)
-                groups.append(FitGroup(spec.name, seed, shots, "", name, category, (cell,), spec.key))
+                cell = _cell(spec, adapters, name, category, shots, seed, aux, config)
+                groups.append(FitGroup(spec.name, seed, shots, aux, name, category, (cell,), spec.key))
         return groups
     if fit_kind(spec.cls, 0) == "none":
         cells = tuple(_cell(spec, adapters, n, c, 0, seed, "", config) for n, a in adapters.items() for c in a.categories())
         return [FitGroup(spec.name, seed, 0, "", cells=cells, variant=spec.key)]
     by_aux: dict[str, list[Cell]] = {}
     for name, adapter in adapters.items():
-        aux = auxiliary_for(name, config.protocol, config.aux)
-        if aux == name:
-            notes.append(f"{name}: its auxiliary set is itself under this protocol; evaluation is not zero-shot")
-        if aux not in auxiliaries:
-            try:
-                auxiliaries[aux] = _adapter(aux, config.data_root)
-            except DataError as exc:
-                raise DataError(f"{spec.name} trains on the auxiliary dataset {aux!r} to evaluate {name!r}: {exc}") from exc
+        aux = _auxiliary(spec, name, auxiliaries, config, notes)
         by_aux.setdefault(aux, []).extend(_cell(spec, adapters, name, c, 0, seed, aux, config) for c in adapter.categories())
     return [FitGroup(spec.name, seed, 0, aux, cells=tuple(cells), variant=spec.key) for aux, cells in by_aux.items()]
+
+
+def _auxiliary(spec: MethodSpec, name: str, auxiliaries: dict[str, DatasetAdapter], config: RunConfig,
+               notes: list[str]) -> str:
+    """The auxiliary set ``spec`` trains on to evaluate dataset ``name`` (indexed into ``auxiliaries`` once)."""
+    aux = auxiliary_for(name, config.protocol, config.aux)
+    if aux == name:
+        note = f"{name}: its auxiliary set is itself under this protocol; evaluation is not zero-shot"
+        if note not in notes:
+            notes.append(note)
+    if aux not in auxiliaries:
+        try:
+            auxiliaries[aux] = _adapter(aux, config.data_root)
+        except DataError as exc:
+            raise DataError(f"{spec.name} trains on the auxiliary dataset {aux!r} to evaluate {name!r}: {exc}") from exc
+    return aux

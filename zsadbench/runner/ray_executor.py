@@ -40,7 +40,7 @@ from .execute import RunSummary, intact_finished, lease_pending, store_outcome
 from .plan import Cell, FitGroup
 from .planner import Plan
 from .progress import RunDisplay
-from .worker import FATAL, CellOutcome, compute_group, failure, state_key
+from .worker import FATAL, CellOutcome, compute_group, failure, state_key, trains_state
 
 #: How often the driver resubmits the unreported cells of a task whose worker process or machine died.
 MAX_RETRIES = 3
@@ -124,7 +124,7 @@ def run_unit(plan: Plan, group: FitGroup, cells: list[Cell], state: bytes | None
         )
     scratch = scratch_folder(key)
     spec = plan.spec_of(group)
-    trained = fit_kind(spec.cls, group.shots) == "auxiliary"
+    trained = trains_state(spec, group)
     state_path = scratch / "cache" / "states" / f"{state_key(plan, spec, group)}.pt" if trained else None
     if state is not None and not plan.config.force and not state_path.is_file():
         atomic_write_bytes(state_path, state)
@@ -284,7 +284,7 @@ class _Driver:
     def _cached_state(self, group: FitGroup):
         """The group's trained state from ``OUT/cache/states`` as an object reference (``None`` if absent)."""
         spec = self.plan.spec_of(group)
-        if fit_kind(spec.cls, group.shots) != "auxiliary" or self.plan.config.force:
+        if not trains_state(spec, group) or self.plan.config.force:
             return None
         path = self.store.state_path(state_key(self.plan, spec, group))
         return self.ray.put(path.read_bytes()) if path.is_file() else None

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..backbones.feature_cache import FeatureCache
 from ..errors import DataError, MethodError, StoreError, WeightsError, ZsadError
-from ..method import FitData, Method, fit_kind
+from ..method import FitData, Method, fit_kind, trains_then_adapts
 from ..store.artifacts import quantize
 from ..store.checkpoints import EpochCheckpoints
 from ..store.files import atomic_write_bytes, out_of_space
@@ -135,10 +135,16 @@ def _fitted_method(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, ste
         method = new_method(plan, spec)
         method.load_state_dict(state)
         return method, {"weights": method.weights_info(), **state_info}, support
+    info: dict[str, Any] = {}
+    state = None
+    if trains_then_adapts(spec.cls, group.shots):
+        state, info = _trained_state(plan, spec, group, out, step)
     seed_everything(group.seed, config.threads)
     step(f"{spec.key}: building model", 0.0)
     method = new_method(plan, spec)
-    info: dict[str, Any] = {"weights": method.weights_info()}
+    if state is not None:
+        method.load_state_dict(state)
+    info["weights"] = method.weights_info()
     if kind == "support":
         adapter = plan.adapters[group.dataset]
         drawn = draw_support(
@@ -163,6 +169,11 @@ def _fitted_method(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, ste
     else:
         method.fit(FitData("none", seed=group.seed))
     return method, info, support
+
+
+def trains_state(spec: MethodSpec, group: FitGroup) -> bool:
+    """Whether the group's method trains a state on its auxiliary set (cached under :func:`state_key`)."""
+    return fit_kind(spec.cls, group.shots) == "auxiliary" or trains_then_adapts(spec.cls, group.shots)
 
 
 def state_key(plan: Plan, spec: MethodSpec, group: FitGroup) -> str:
