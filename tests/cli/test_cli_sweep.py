@@ -74,3 +74,13 @@ def test_a_bad_sweep_file_names_the_file_and_the_key(tmp_path, capsys, text, mes
     assert str(sweep) in " ".join(err.split()) and __import__("re").search(message, " ".join(err.split())), err
     assert main(["run", "--config", str(tmp_path / "missing.yaml")]) == 1
     assert "no such file; write one with" in capsys.readouterr().err
+
+
+def test_backbone_is_a_set_of_every_methods_backbone(tmp_path, capsys, data_root):
+    data = yaml.safe_load(printed(capsys, *TOY, "--backbone", "ViT-B-16"))
+    assert data["set"] == {"backbone": "ViT-B-16"} and data["backbone"] is None  # stored once, as a --set
+    registry.reset()
+    assert main(["run", *TOY, "--data-root", str(data_root), "--out", str(tmp_path / "o"), "--backbone", "x"]) == 1
+    assert "--set backbone: no selected method has an option 'backbone'" in capsys.readouterr().err
+    assert main(["run", *TOY, "--backbone", "a", "--set", "toy.backbone=b"]) == 1
+    assert "--backbone and --set backbone=... both name a backbone" in capsys.readouterr().err

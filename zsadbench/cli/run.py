@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int_list, default=(0,), metavar="S[,S]",
                         help="seeds; trained and few-shot methods run once per seed and tables show mean ± std "
                              "(default: 0)")
+    parser.add_argument("--backbone", default=None, metavar="MODEL",
+                        help="the backbone (open_clip or timm model name) of every selected method that has one: "
+                             "the same as --set backbone=MODEL; `zsadbench show METHOD` lists each method's")
     parser.add_argument("--pretrained", default="default", metavar="TAG|PATH|none",
                         help="backbone weights: 'default' = each method's paper weights, an open_clip/timm tag, a local "
                              "file, or 'none' for random initialisation (results are labelled as such)")
@@ -101,6 +104,11 @@ def _check_combinations(args: argparse.Namespace) -> None:
             raise ConfigError(f"--threads {args.threads}: this machine gives the run {cpus} CPUs, and more than "
                               f"{THREADS_PER_CPU} threads per CPU only wait on each other; use at most "
                               f"{THREADS_PER_CPU * cpus}")
+    if args.backbone is not None:
+        if any(key.rpartition(".")[2] == "backbone" for key, _ in args.overrides):
+            raise ConfigError("--backbone and --set backbone=... both name a backbone; give one of them")
+        args.overrides = [*args.overrides, ("backbone", args.backbone)]
+        args.backbone = None
     seen: dict[str, str] = {}
     for key, value in args.overrides:
         if key in seen:
