@@ -1,4 +1,5 @@
-"""The rich progress display of a run: cells done / cached / failed, the current cell, ETA."""
+"""The rich progress display of a run: cells done / cached / failed, the current cell, the time left for the run
+and for the work running now."""
 from __future__ import annotations
 
 import os
@@ -36,6 +37,7 @@ class RunDisplay:
         )
         self.cells = self.progress.add_task(self._summary(), total=total)
         self.inner = self.progress.add_task("", total=1.0, visible=False)
+        self._phase = ("", 0.0, 0.0, 0.0)  # (what runs, when it started, its fraction then, its last fraction)
 
     def _summary(self) -> str:
         left = self.remaining()
@@ -51,6 +53,22 @@ class RunDisplay:
         spent = (time.monotonic() if now is None else now) - self._started
         return spent / computed * (self.total - computed - self.cached)
 
+    def step_remaining(self, message: str, fraction: float, now: float | None = None) -> float | None:
+        """Seconds the current work should still take at its rate so far: the work is the part of ``message``
+        before its first ":" and starts again when that part changes or ``fraction`` goes back; ``None`` until it
+        has run a second and done 1 %."""
+        now = time.monotonic() if now is None else now
+        what = message.split(":", 1)[0]
+        if what != self._phase[0] or fraction < self._phase[3]:
+            self._phase = (what, now, fraction, fraction)
+            return None
+        _, started, begun_at, _ = self._phase
+        self._phase = (what, started, begun_at, fraction)
+        done = fraction - begun_at
+        if now - started < 1.0 or done < 0.01:
+            return None
+        return (now - started) / done * (1.0 - fraction)
+
     def __enter__(self) -> "RunDisplay":
         self.progress.start()
         return self
@@ -61,8 +79,10 @@ class RunDisplay:
     def step(self, message: str, fraction: float) -> None:
         """Show the current work (training or inference of one cell) and its progress in ``[0,1]``."""
         fraction = min(max(fraction, 0.0), 1.0)
-        self.progress.update(self.inner, description=f"  {escape(message)}", completed=fraction, visible=True)
         now = time.monotonic()
+        step_left = self.step_remaining(message, fraction, now)
+        here = "" if step_left is None else f" · ~{_clock(step_left)} left"
+        self.progress.update(self.inner, description=f"  {escape(message)}{here}", completed=fraction, visible=True)
         if self.plain and now - self._printed >= self.every:
             self._printed = now
             finished = self.done + self.cached + self.failed
@@ -70,7 +90,7 @@ class RunDisplay:
             left = self.remaining(now)
             eta = "" if left is None else f", ~{_clock(left)} left"
             self.console.print(f"[{elapsed}] cells {finished}/{self.total} ({self.failed} failed{eta}); {message}: "
-                               f"{fraction:.0%}", markup=False, highlight=False, soft_wrap=True)
+                               f"{fraction:.0%}{here}", markup=False, highlight=False, soft_wrap=True)
 
     def cell_finished(self, outcome: str, line: str) -> None:
         """Count a finished cell (``done``, ``cached`` or ``failed``) and print its one-line summary."""
