@@ -30,6 +30,9 @@ COMMANDS = {
     "list": ("zsadbench.cli.listing", "list the available methods and datasets and where each comes from"),
     "show": ("zsadbench.cli.show", "a method's options: type, default, demo value, allowed values and meaning"),
     "data": ("zsadbench.cli.data", "check dataset trees and export AnomalyCLIP meta.json files"),
+    "compare": ("zsadbench.cli.compare", "paired bootstrap and DeLong test of two methods on the same images, per dataset"),
+    "rank": ("zsadbench.cli.rank", "rank methods across datasets (Friedman, Nemenyi or Wilcoxon-Holm, CD diagram)"),
+    "intervals": ("zsadbench.cli.intervals", "bootstrap confidence intervals per cell and per dataset mean"),
 }
 COMMAND_GROUP = "zsadbench.commands"
 
