@@ -17,7 +17,7 @@ def execute(args: argparse.Namespace) -> int:
 
     from ..runner.rescore import rebuild, rescore
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # paths and cell ids are never broken across lines
     if args.rebuild:
         rebuilt = rebuild(args.out)
         console.print(f"rebuilt {args.out / 'results.sqlite'} with {rebuilt.cells} cells from {args.out / 'cells'}",
