@@ -17,7 +17,7 @@ TINY = {
     "mpama": {**_CLIP_PROMPTS, "layer": 4, "stage2_epochs": 1},
     "promptad": _FEW_SHOT,
     "finegrainedad": {**_FEW_SHOT, "cluster_size": 128, "query_heads": 2, "captions_dir": "CAPTIONS"},
+    "patchcore": {"backbone": "resnet18", "image_size": 64, "layer_dim": 64, "feature_dim": 64},
+    "padim": {"backbone": "resnet18", "image_size": 64, "n_features": 32},
+    "spade": {"backbone": "resnet18", "image_size": 64},
 }
-TINY["patchcore"] = {"backbone": "resnet18", "image_size": 64, "layer_dim": 64, "feature_dim": 64}
-TINY["padim"] = {"backbone": "resnet18", "image_size": 64, "n_features": 32}
-TINY["spade"] = {"backbone": "resnet18", "image_size": 64}

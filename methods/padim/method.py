@@ -29,6 +29,7 @@ class PaDiM(CnnBaseline):
     """PaDiM: a Gaussian per position of randomly reduced multi-layer CNN features, Mahalanobis scores."""
 
     name: ClassVar[str] = "padim"
+    label: ClassVar[str] = "PaDiM"
     version: ClassVar[str] = "1"
     config_class: ClassVar[type[PaDiMConfig]] = PaDiMConfig
     # a random WideResNet-50-2 measures nothing; ResNet-18 with the paper's 100 channels for it, at 128 px

@@ -25,6 +25,7 @@ class PatchCore(CnnBaseline):
     """PatchCore: a coreset memory bank of locally aware CNN patch features, nearest-neighbour scores."""
 
     name: ClassVar[str] = "patchcore"
+    label: ClassVar[str] = "PatchCore"
     version: ClassVar[str] = "1"
     config_class: ClassVar[type[PatchCoreConfig]] = PatchCoreConfig
     # a random WideResNet-50-2 measures nothing; ResNet-18 at the synthetic set's own 128 px runs in seconds

@@ -24,6 +24,7 @@ class SPADE(CnnBaseline):
     """SPADE: K nearest support images by pooled features, then per-position nearest features in their maps."""
 
     name: ClassVar[str] = "spade"
+    label: ClassVar[str] = "SPADE"
     version: ClassVar[str] = "1"
     config_class: ClassVar[type[SPADEConfig]] = SPADEConfig
     # a random WideResNet-50-2 measures nothing; ResNet-18 at the synthetic set's own 128 px runs in seconds

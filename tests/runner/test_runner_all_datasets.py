@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from zsadbench import registry
 from zsadbench.cli.main import main
 from zsadbench.datasets.groups import expand_datasets
 from zsadbench.metrics import METRICS
 from zsadbench.store import ResultStore
+
+from tiny_configs import TINY
 
 IMAGE = [m for m, spec in METRICS.items() if spec.level == "image"]
 PIXEL = [m for m, spec in METRICS.items() if spec.level == "pixel"]
@@ -71,3 +74,25 @@ def test_winclip_runs_zero_and_few_shot_on_a_real_layout_with_a_tiny_backbone(fa
     assert np.isfinite(mvtec[IMAGE + PIXEL].to_numpy()).all()
     assert len(frame[(frame.dataset == "headct") & (frame.shots == 1)]) == 0  # no train normals: few-shot skipped
     assert "too few for 1-shot" in " ".join(err.split())
+
+
+@pytest.mark.parametrize("method", ["patchcore", "padim", "spade"])
+def test_the_cnn_baselines_run_every_dataset_few_shot(method, fake_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    registry.reset()
+    tiny = [token for key, value in TINY[method].items() for token in ("--set", f"{key}={value}")]
+    code = main(["run", "--method", method, "--datasets", "all", "--shots", "1", "--pretrained", "none", *tiny,
+                 "--limit", "4", "--data-root", str(fake_root), "--out", str(out), "--eval-size", "32", "--no-table"])
+    assert code == 0, capsys.readouterr().err
+    frame = ResultStore(out).to_frame()
+    with_normals = {d for d in expand_datasets("all")
+                    if any(s.split == "train" for s in registry.datasets().get(d)(fake_root / d).samples)}
+    assert set(frame.dataset) == with_normals and (frame.status == "ok").all()
+    for dataset, rows in frame.groupby("dataset"):
+        levels = registry.datasets().get(dataset).metric_levels
+        assert rows[IMAGE].notna().all(axis=None) == ("image" in levels), dataset
+        assert rows[PIXEL].notna().all(axis=None) == ("pixel" in levels), dataset
+    capsys.readouterr()
+    for fmt in ("md", "csv", "latex"):
+        assert main(["table", "--out", str(out), "--format", fmt]) == 0
+        assert registry.methods().get(method).label in capsys.readouterr().out

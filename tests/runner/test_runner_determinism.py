@@ -30,6 +30,9 @@ SWEEPS: dict[str, tuple[tuple[int, int], ...]] = {
     "mpama": ((0, 0), (0, 1)),
     "promptad": ((1, 0), (1, 1)),
     "finegrainedad": ((1, 0), (1, 1)),
+    "patchcore": ((1, 0), (1, 1)),
+    "padim": ((1, 0), (1, 1)),
+    "spade": ((1, 0), (1, 1)),
 }
 
 

@@ -23,6 +23,7 @@ from .sweep import expand_config
 
 COMMANDS = {
     "run": ("zsadbench.cli.run", "evaluate methods on datasets (resumable; results go to --out)"),
+    "predict": ("zsadbench.cli.predict", "image scores, anomaly maps and overlays of a method on your own images"),
     "rescore": ("zsadbench.cli.rescore", "recompute every stored metric from the per-image artifacts, without inference"),
     "table": ("zsadbench.cli.table", "render the results of an output folder as a leaderboard table"),
     "plot": ("zsadbench.cli.plot", "draw figures (scale-wise, expert usage, few-shot curves) from an output folder"),

@@ -82,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "GPUs, else 0)")
     parser.add_argument("--cpus-per-cell", type=float, default=1.0, metavar="N",
                         help="with --executor ray: CPUs per task; also the default of --threads (default: 1)")
+    parser.add_argument("--log", choices=("mlflow", "tensorboard"), default=None,
+                        help="send each finished cell's metrics, config and provenance to MLflow (a SQLite database "
+                             "in OUT/mlruns, or $MLFLOW_TRACKING_URI; pip install mlflow) or TensorBoard (OUT/"
+                             "tensorboard; pip install tensorboard), one run per method variant")
+    parser.add_argument("--log-dir", type=Path, default=None, metavar="DIR",
+                        help="with --log: the folder of MLflow's runs or TensorBoard's event files")
 
 
 #: the most torch threads per available CPU a local run accepts
@@ -92,6 +98,10 @@ def _check_combinations(args: argparse.Namespace) -> None:
     """Options that only mean something together, and a key set twice, fail with one line and the fix."""
     from ..errors import ConfigError
 
+    if args.log_dir is not None and args.log is None:
+        raise ConfigError("--log-dir only applies with --log mlflow|tensorboard; add --log or drop it")
+    if args.log is not None and args.executor == "ray":
+        raise ConfigError("--log works with --executor local only; drop --log, or run locally")
     if args.executor != "ray":
         given = [name for name, value in (("--address", args.address), ("--gpus-per-cell", args.gpus_per_cell))
                  if value is not None]
@@ -167,6 +177,7 @@ def execute(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..runner import RunConfig, build_plan, execute_plan
+    from ..runner.loggers import LogTarget
     from zsadbench.datasets.groups import expand_datasets
 
     from .. import registry
@@ -203,6 +214,7 @@ def execute(args: argparse.Namespace) -> int:
         precision=args.precision,
         support_manifest=args.support_manifest,
         threads=args.threads or _executor_threads(args),
+        log=LogTarget(args.log, args.log_dir) if args.log else None,
     )
     console = Console(stderr=True)
     plan = build_plan(config)

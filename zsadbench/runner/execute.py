@@ -23,6 +23,7 @@ from ..machine import available_cpus
 from ..store import ResultStore, StoredCell
 from ..store.artifacts import encode
 from ..store.manifest import SupportManifest
+from .loggers import CellLogger, cell_logger
 from .plan import Cell, FitGroup, RunConfig
 from .planner import Plan, build_plan
 from .progress import RunDisplay
@@ -60,7 +61,7 @@ def execute_plan(plan: Plan, display: RunDisplay | None = None) -> RunSummary:
     store.remove_stale_temporaries()
     display = display or RunDisplay(len(plan.cells))
     finished, damaged = intact_finished(store, plan, display)
-    with display, BackgroundWriter() as writer:
+    with display, cell_logger(plan.config.log, store.out) as logger, BackgroundWriter() as writer:
         for group in plan.groups:
             pending = lease_pending(store, plan, group, finished, summary, display, damaged)
             if not pending:
@@ -68,7 +69,7 @@ def execute_plan(plan: Plan, display: RunDisplay | None = None) -> RunSummary:
             try:
                 for outcome in compute_group(plan, group, list(pending), store.out, display.step, score=False):
                     pending.remove(outcome.cell)
-                    writer.submit(store_outcome, plan, store, outcome, summary, display)
+                    writer.submit(store_outcome, plan, store, outcome, summary, display, logger)
             finally:
                 writer.drain()
                 for cell in pending:
@@ -155,8 +156,10 @@ def lease_pending(store: ResultStore, plan: Plan, group: FitGroup, finished: set
     return pending
 
 
-def store_outcome(plan: Plan, store: ResultStore, outcome: CellOutcome, summary: RunSummary, display: RunDisplay) -> None:
-    """Write one outcome (artifact, manifest record, row), release its lease, count and show it."""
+def store_outcome(plan: Plan, store: ResultStore, outcome: CellOutcome, summary: RunSummary, display: RunDisplay,
+                  logger: CellLogger | None = None) -> None:
+    """Write one outcome (artifact, manifest record, row), release its lease, count and show it, and hand the
+    stored row to ``logger`` (``--log``)."""
     cell = outcome.cell
     artifact = None
     if outcome.status == "ok":
@@ -181,6 +184,8 @@ def store_outcome(plan: Plan, store: ResultStore, outcome: CellOutcome, summary:
         kept = "" if written else " (the stored good result is kept)"
         summary.failures.append((cell, outcome.error + kept))
         display.cell_finished("failed", f"[red]✗[/] {escape(plan.describe(cell))}: {outcome.error}{kept}")
+    if logger is not None:
+        logger.log_cell(stored)
 
 
 #: Cases per kind whose maps ``--keep-maps gallery`` keeps: galleries of up to this many per kind are complete.

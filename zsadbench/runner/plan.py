@@ -21,6 +21,7 @@ from ..machine import available_cpus
 from ..method import PRECISIONS
 from ..store.artifacts import KEEP_MAPS
 from ..store.schema import Cell
+from .loggers import LogTarget
 
 PROTOCOLS = ("anomalyclip", "visualad")
 MAX_DEFAULT_WORKERS = 16
@@ -57,6 +58,7 @@ class RunConfig:
     keep_maps: str = "all"
     categories: tuple[str, ...] = ()
     limit: int | None = None
+    log: LogTarget | None = None
 
     def __post_init__(self) -> None:
         if self.threads is None:  # pinned for the whole run: results are reproducible for a given thread count

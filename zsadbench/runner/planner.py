@@ -103,6 +103,12 @@ def _method_specs(config: RunConfig, notes: list[str]) -> dict[str, MethodSpec]:
     return specs
 
 
+def method_variants(config: RunConfig) -> tuple[dict[str, MethodSpec], list[str]]:
+    """The method variants ``config`` selects, resolved as a run resolves them, and the notes that gives."""
+    notes: list[str] = []
+    return _method_specs(config, notes), notes
+
+
 def _shots_for(spec: MethodSpec, requested: tuple[int, ...] | None, notes: list[str]) -> list[int]:
     cls = spec.cls
     if requested is None:
