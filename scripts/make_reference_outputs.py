@@ -45,6 +45,8 @@ TINY: dict[str, dict] = {
     "patchcore": {"backbone": "resnet18", "image_size": 64, "layer_dim": 64, "feature_dim": 64},
     "padim": {"backbone": "resnet18", "image_size": 64, "n_features": 32},
     "spade": {"backbone": "resnet18", "image_size": 64},
+    "vand": {"backbone": "zsad-tiny-14-336", "image_size": 56, "layers": (2, 4), "memory_layers": (1, 3), "epochs": 1,
+             "batch_size": 2},
 }
 
 #: Names the fit data and queries carry: categories with PromptAD class states and shipped MFSC captions.
@@ -168,6 +170,8 @@ def run_method(name: str) -> dict[str, np.ndarray]:
         for setting, kind in fit_kinds(cls).items():
             seed_everything()
             method = cls(config, pretrained="none", device="cpu").setup()
+            if kind == "support" and cls.trains_on_auxiliary:  # trained on the auxiliary set first, as a run does
+                method.fit(fit_data("auxiliary", method.input_size))
             method.fit(fit_data(kind, method.input_size))
             with torch.inference_mode():
                 prediction = method.predict(query_batch(method.input_size))

@@ -20,4 +20,5 @@ TINY = {
     "patchcore": {"backbone": "resnet18", "image_size": 64, "layer_dim": 64, "feature_dim": 64},
     "padim": {"backbone": "resnet18", "image_size": 64, "n_features": 32},
     "spade": {"backbone": "resnet18", "image_size": 64},
+    "vand": {"backbone": "zsad-tiny-14-336", "image_size": 56, "layers": (2, 4), "memory_layers": (1, 3), "epochs": 1},
 }

@@ -33,6 +33,7 @@ SWEEPS: dict[str, tuple[tuple[int, int], ...]] = {
     "patchcore": ((1, 0), (1, 1)),
     "padim": ((1, 0), (1, 1)),
     "spade": ((1, 0), (1, 1)),
+    "vand": ((0, 0), (1, 0)),
 }
 
 
