@@ -47,6 +47,11 @@ TINY: dict[str, dict] = {
     "spade": {"backbone": "resnet18", "image_size": 64},
     "vand": {"backbone": "zsad-tiny-14-336", "image_size": 56, "layers": (2, 4), "memory_layers": (1, 3), "epochs": 1,
              "batch_size": 2},
+    "inctrl": {"backbone": "zsad-tiny-16-240", "image_size": 64, "layers": (1, 2, 3), "epochs": 1, "steps_per_epoch": 2,
+               "batch_size": 4},
+    "adaclip": {"backbone": "zsad-tiny-14-336", "image_size": 56, "layers": (2, 4), "prompting_depth": 2,
+                "prompting_length": 2, "k_clusters": 2, "epochs": 1, "batch_size": 2},
+    "faprompt": {**_CLIP_PROMPTS, "layer": 4, "batch_size": 2},
 }
 
 #: Names the fit data and queries carry: categories with PromptAD class states and shipped MFSC captions.
@@ -108,10 +113,11 @@ class InMemoryImages:
             )
 
 
-def fit_data(kind: str, size: int) -> FitData:
-    """The fixed fit data of ``kind`` (``auxiliary``, ``support`` or ``none``) at ``size`` px."""
+def fit_data(kind: str, size: int, count: int = 4) -> FitData:
+    """The fixed fit data of ``kind`` (``auxiliary``, ``support`` or ``none``) at ``size`` px; ``count`` auxiliary
+    images."""
     if kind == "auxiliary":
-        images, masks = synthetic_images(4, size, seed=1)
+        images, masks = synthetic_images(count, size, seed=1)
         categories = tuple(AUXILIARY_CATEGORIES[i // 2 % len(AUXILIARY_CATEGORIES)] for i in range(len(images)))
         data = InMemoryImages(images, masks, categories)
         return FitData("auxiliary", data.batches, len(data), AUXILIARY_DATASET, seed=SEED)
@@ -170,8 +176,8 @@ def run_method(name: str) -> dict[str, np.ndarray]:
         for setting, kind in fit_kinds(cls).items():
             seed_everything()
             method = cls(config, pretrained="none", device="cpu").setup()
-            if kind == "support" and cls.trains_on_auxiliary:  # trained on the auxiliary set first, as a run does
-                method.fit(fit_data("auxiliary", method.input_size))
+            if kind == "support" and cls.trains_on_auxiliary:  # trained on the auxiliary set first, as a run does;
+                method.fit(fit_data("auxiliary", method.input_size, count=8))  # two normal images per category
             method.fit(fit_data(kind, method.input_size))
             with torch.inference_mode():
                 prediction = method.predict(query_batch(method.input_size))

@@ -21,4 +21,9 @@ TINY = {
     "padim": {"backbone": "resnet18", "image_size": 64, "n_features": 32},
     "spade": {"backbone": "resnet18", "image_size": 64},
     "vand": {"backbone": "zsad-tiny-14-336", "image_size": 56, "layers": (2, 4), "memory_layers": (1, 3), "epochs": 1},
+    "inctrl": {"backbone": "zsad-tiny-16-240", "image_size": 64, "layers": (1, 2, 3), "epochs": 1, "steps_per_epoch": 2,
+               "batch_size": 4},
+    "adaclip": {"backbone": "zsad-tiny-14-336", "image_size": 56, "layers": (2, 4), "prompting_depth": 2,
+                "prompting_length": 2, "k_clusters": 2, "epochs": 1, "batch_size": 2},
+    "faprompt": {**_CLIP_PROMPTS, "layer": 4},
 }

@@ -11,65 +11,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from open_clip.transformer import QuickGELU
 
 from zsadbench.backbones import FeatureCache, cached_taps, create_clip
 from zsadbench.backbones.clip import ClipBackbone
-from zsadbench.errors import ConfigError
 
 from .config import VANDConfig
 
-_ACTIVATIONS = {"gelu": nn.GELU, "quickgelu": QuickGELU}
-
-
-def set_activation(backbone: ClipBackbone, activation: str) -> None:
-    """Put ``activation`` (``gelu`` or ``quickgelu``) into the MLP of every block of both towers."""
-    kind = _ACTIVATIONS[activation]
-    for module in backbone.model.modules():
-        mlp = getattr(module, "mlp", None)
-        if isinstance(getattr(mlp, "gelu", None), nn.Module) and not isinstance(mlp.gelu, kind):
-            mlp.gelu = kind()
-
-
-def resize_positions(backbone: ClipBackbone, image_size: int, interpolation: str) -> None:
-    """Run ``backbone`` at ``image_size`` px, resizing the grid part of its positional embedding with
-    ``interpolation``: ``bilinear`` (the framework's resize) or ``bicubic`` with antialiasing and
-    ``align_corners=False``, in float32, as the official ``resize_pos_embed`` does."""
-    if interpolation == "bilinear":
-        backbone.set_image_size(image_size)
-        return
-    patch = backbone.patch_size
-    if image_size <= 0 or image_size % patch:
-        raise ConfigError(
-            f"VANDConfig.image_size={image_size} must be a multiple of the patch size {patch} of {backbone.name}; "
-            f"e.g. --set image_size={max(1, round(image_size / patch)) * patch}"
-        )
-    side = image_size // patch
-    if (side, side) == backbone.grid_size:
-        return
-    visual = backbone.visual
-    old = visual.positional_embedding.data
-    height, width = backbone.grid_size
-    grid = old[1:].float().reshape(1, height, width, -1).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=(side, side), mode="bicubic", antialias=True, align_corners=False)
-    resized = torch.cat([old[:1], grid.permute(0, 2, 3, 1).reshape(side * side, -1).to(old.dtype)])
-    visual.positional_embedding = nn.Parameter(resized, requires_grad=visual.positional_embedding.requires_grad)
-    visual.image_size = (image_size, image_size)
-    visual.grid_size = (side, side)
-
 
 def build_tower(cfg: VANDConfig, pretrained: str, device: str) -> ClipBackbone:
-    """The frozen CLIP of ``cfg`` with ``pretrained`` weights, its activation and input size set.
-
-    Its name records both choices, so the feature cache never serves taps of a differently built tower.
-    """
-    backbone = create_clip(cfg.backbone, pretrained, device=device)
-    set_activation(backbone, cfg.activation)
-    resize_positions(backbone, cfg.image_size, cfg.pos_interpolation)
-    backbone.name = f"{backbone.name} ({cfg.activation}, {cfg.pos_interpolation} positions)"
-    return backbone
+    """The frozen CLIP of ``cfg`` with ``pretrained`` weights, its activation and its positions resized to
+    ``image_size`` as ``cfg`` says (see :func:`~zsadbench.backbones.create_clip`, whose backbone name records both
+    choices, so the feature cache never serves taps of a differently built tower)."""
+    return create_clip(cfg.backbone, pretrained, image_size=cfg.image_size, device=device, activation=cfg.activation,
+                       pos_interpolation=cfg.pos_interpolation)
 
 
 def read_tower(

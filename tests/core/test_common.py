@@ -53,12 +53,15 @@ def fit_data(method: Method, toy, kind: str) -> FitData:
 
 
 def fitted(name: str, toy) -> Method:
+    """Fitted as a run fits it in its first setting: zero-shot when it has that setting, else few-shot (after its
+    auxiliary training when it has one)."""
     method = build(name).setup()
+    zero_shot = "zero-shot" in method.settings
     if method.trains_on_auxiliary:
-        kind = "auxiliary"
-    else:
-        kind = "none" if "zero-shot" in method.settings else "support"
-    assert method.fit(fit_data(method, toy, kind)) is method
+        assert method.fit(fit_data(method, toy, "auxiliary")) is method
+        if zero_shot:
+            return method
+    assert method.fit(fit_data(method, toy, "none" if zero_shot else "support")) is method
     return method
 
 

@@ -140,7 +140,7 @@ def test_defaults_are_the_official_values_and_errors_name_the_field():
         cfg.replace(fewshot_map_range=0.0)
     with pytest.raises(ConfigError, match=r"VANDConfig\.layers \[2, 9\]: \[9\] outside 1\.\.4.*--set layers=1,2,3,4"):
         VAND(TINY.replace(layers=(2, 9)), pretrained="none").setup()
-    with pytest.raises(ConfigError, match=r"VANDConfig\.image_size=50 must be a multiple of the patch size 14"):
+    with pytest.raises(ConfigError, match=r"image_size=50 must be a positive multiple of the patch size 14"):
         VAND(TINY.replace(image_size=50), pretrained="none").setup()
     assert (VAND.name, VAND.version, VAND.label, VAND.default_pretrained) == ("vand", "1", "VAND", "openai")
     assert VAND.settings == {"zero-shot", "few-shot"} and VAND.shots == (1, 2, 4) and VAND.trains_on_auxiliary

@@ -22,7 +22,8 @@ SCRIPTS = ROOT / "scripts" / "compare_official"
 STORED = ROOT / "tests" / "reference_outputs" / "official"
 #: Absolute tolerance on every stage; the stored runs measured at most 1.5e-5 (each method's README has its table).
 ATOL = 1e-4
-METHODS = ("anomalyclip", "visualad", "promptad", "finegrainedad", "winclip", "patchcore", "padim", "vand")
+METHODS = ("anomalyclip", "visualad", "promptad", "finegrainedad", "winclip", "patchcore", "padim", "vand", "inctrl", "adaclip",
+           "faprompt")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

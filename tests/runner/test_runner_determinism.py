@@ -34,6 +34,9 @@ SWEEPS: dict[str, tuple[tuple[int, int], ...]] = {
     "padim": ((1, 0), (1, 1)),
     "spade": ((1, 0), (1, 1)),
     "vand": ((0, 0), (1, 0)),
+    "inctrl": ((1, 0), (1, 1)),
+    "adaclip": ((0, 0), (0, 1)),
+    "faprompt": ((0, 0), (0, 1)),
 }
 
 

@@ -7,6 +7,7 @@ and returns a frozen :class:`ClipBackbone`.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 
 import open_clip
@@ -21,6 +22,7 @@ from .pos_embed import interpolate_grid_pos_embed
 from .taps import (
     Intermediates,
     NormalizingBackbone,
+    check_deep_tokens,
     check_vv_last,
     collect,
     run_blocks,
@@ -105,9 +107,10 @@ class ClipBackbone(NormalizingBackbone):
     def device(self) -> torch.device:
         return self.visual.conv1.weight.device
 
-    def set_image_size(self, image_size: int) -> None:
-        """Run at ``image_size`` px: the grid part of the positional embedding is resized bilinearly
-        (``align_corners=False``, fp32) from the current grid to ``image_size // patch_size``."""
+    def set_image_size(self, image_size: int, interpolation: str = "bilinear") -> None:
+        """Run at ``image_size`` px: the grid part of the positional embedding is resized (``bilinear``, or
+        ``bicubic`` with antialiasing; ``align_corners=False``, fp32) from the current grid to
+        ``image_size // patch_size``."""
         if image_size <= 0 or image_size % self.patch_size:
             raise ConfigError(
                 f"image_size={image_size} must be a positive multiple of the patch size {self.patch_size} "
@@ -117,7 +120,8 @@ class ClipBackbone(NormalizingBackbone):
         if (side, side) == self.grid_size:
             return
         visual = self.visual
-        resized = interpolate_grid_pos_embed(visual.positional_embedding.data, self.grid_size, (side, side))
+        resized = interpolate_grid_pos_embed(visual.positional_embedding.data, self.grid_size, (side, side),
+                                             mode=interpolation)
         visual.positional_embedding = nn.Parameter(resized, requires_grad=visual.positional_embedding.requires_grad)
         visual.image_size = (image_size, image_size)
         visual.grid_size = (side, side)
@@ -195,6 +199,7 @@ class ClipBackbone(NormalizingBackbone):
         norm: bool = False,
         project: bool = False,
         attention_taps: tuple[int, ...] | list[int] = (),
+        deep_tokens: Sequence[torch.Tensor] = (),
     ) -> Intermediates:
         """Tapped patch tokens of chosen blocks, plus the final CLS and extra tokens (see :class:`Intermediates`).
 
@@ -206,6 +211,11 @@ class ClipBackbone(NormalizingBackbone):
         CLS as in :meth:`embed_tokens`. ``norm`` applies ``ln_post``, ``project`` the projection.
         ``attention_taps`` (1-based blocks) also returns, in ``attention``, the ordinary stream inside each of
         those blocks after its attention residual and before its MLP (``x + ls_1(attn(ln_1(x)))``).
+        ``deep_tokens`` are deep visual prompts (VPT-deep, AdaCLIP): ``deep_tokens[j]`` (``[T, width]`` or
+        ``[B, T, width]``) are the ``T`` prompt tokens of block ``j + 1``. The first are put before CLS after
+        ``ln_pre``, with no positional embedding; each later one overwrites them in the sequence entering its
+        block; after the last they stay and go through the remaining blocks. They are returned as the extra
+        tokens (``extra``, ``num_prefix``) and cannot be combined with ``extra_tokens``.
 
         AnomalyCLIP's ``DPAM_layer=20`` replaces the attention of the last 19 blocks: ``vv_last=19`` (its
         image feature is ``project(final[:, 0])``, without ``ln_post``). PromptAD's V-V path covers all
@@ -216,10 +226,13 @@ class ClipBackbone(NormalizingBackbone):
         take = take_indices(len(blocks), indices)
         attention_take = take_attention(len(blocks), attention_taps)
         vv_start = check_vv_last(vv_last, len(blocks))
-        num_extra = 0 if extra_tokens is None else extra_tokens.shape[-2]
+        deep = check_deep_tokens(deep_tokens, images.shape[0], self.width, len(blocks))
+        if deep and extra_tokens is not None:
+            raise ConfigError("pass extra_tokens or deep_tokens, not both: both take the places before CLS")
+        num_extra = deep[0].shape[1] if deep else 0 if extra_tokens is None else extra_tokens.shape[-2]
         num_prefix = num_extra + 1
         x = visual.ln_pre(self.embed_tokens(images, extra_tokens))
-        streams = run_blocks(x, blocks, take, vv_start, _block_with_vv, block_halves, attention_take)
+        streams = run_blocks(x, blocks, take, vv_start, _block_with_vv, block_halves, attention_take, deep)
         return collect(streams, take, num_extra, num_prefix, self._head(norm, project), vv_last)
 
     def _head(self, norm: bool, project: bool):

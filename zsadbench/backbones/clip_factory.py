@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import open_clip
+from open_clip.transformer import QuickGELU
 import torch
 
 from zsadbench.errors import ConfigError, WeightsError
@@ -37,6 +38,8 @@ def create_clip(
     image_size: int | None = None,
     device: str | torch.device = "cpu",
     frozen: bool = True,
+    activation: str = "auto",
+    pos_interpolation: str = "bilinear",
 ) -> ClipBackbone:
     """A frozen, eval-mode CLIP backbone.
 
@@ -46,8 +49,14 @@ def create_clip(
     (``openai``, ``laion400m_e31``, ``laion400m_e32``) or a checkpoint path. OpenAI weights (the ``openai``
     tag, a TorchScript archive from OpenAI, or a file whose sha256 is a known OpenAI one) are loaded into the
     ``-quickgelu`` variant of the architecture, which :attr:`ClipBackbone.name` then reports.
-    ``image_size`` other than the native one resizes the positional embedding (bilinear, fp32).
+    ``image_size`` other than the native one resizes the positional embedding (``pos_interpolation``:
+    ``bilinear``, or ``bicubic`` as open_clip's own resize does; fp32). ``activation`` ``gelu`` or ``quickgelu``
+    replaces the MLP activation of both towers (``auto`` keeps the architecture's): some official loaders build
+    their model from the plain config and so run OpenAI's weights with GELU. A choice other than the defaults is
+    part of :attr:`ClipBackbone.name`, so cached features of differently built towers never mix.
     """
+    if activation not in ("auto", "gelu", "quickgelu"):
+        raise ConfigError(f"activation must be auto, gelu or quickgelu, got {activation!r}")
     check_arch(name)
     tag = (pretrained or "none").strip()
     tag = "none" if tag.lower() == "none" else tag
@@ -75,9 +84,24 @@ def create_clip(
         pcfg.get("std", OPENAI_STD),
         open_clip.get_tokenizer(arch),
     )
+    if activation != "auto":
+        _set_activation(model, activation)
     if image_size is not None:
-        backbone.set_image_size(int(image_size))
+        backbone.set_image_size(int(image_size), pos_interpolation)
+    built = [c for c, default in ((activation, "auto"), (f"{pos_interpolation} positions", "bilinear positions"))
+             if c != default]
+    if built:
+        backbone.name = f"{backbone.name} ({', '.join(built)})"
     return backbone.eval().to(device)
+
+
+def _set_activation(model: torch.nn.Module, activation: str) -> None:
+    """Put ``activation`` into the MLP of every transformer block of both towers."""
+    kind = {"gelu": torch.nn.GELU, "quickgelu": QuickGELU}[activation]
+    for module in model.modules():
+        mlp = getattr(module, "mlp", None)
+        if isinstance(getattr(mlp, "gelu", None), torch.nn.Module) and not isinstance(mlp.gelu, kind):
+            mlp.gelu = kind()
 
 
 def _build_quietly(arch: str) -> torch.nn.Module:

@@ -89,6 +89,23 @@ def check_vv_last(vv_last: int, depth: int) -> int:
     return depth - vv_last
 
 
+def check_deep_tokens(deep_tokens: Sequence[torch.Tensor], batch: int, width: int, depth: int) -> list[torch.Tensor]:
+    """Deep prompt tokens as ``[batch, T, width]`` tensors (a ``[T, width]`` one is shared by the batch); raises
+    :class:`ConfigError` when there are more than ``depth`` of them or their shapes differ."""
+    if len(deep_tokens) > depth:
+        raise ConfigError(f"{len(deep_tokens)} deep_tokens tensors for a {depth}-block backbone; give at most {depth}")
+    shaped = [t.unsqueeze(0).expand(batch, -1, -1) if t.ndim == 2 else t for t in deep_tokens]
+    if shaped:
+        count = shaped[0].shape[1]
+        bad = [tuple(t.shape) for t in shaped if t.ndim != 3 or tuple(t.shape) != (batch, count, width)]
+        if bad:
+            raise ConfigError(
+                f"deep_tokens must all be [T, {width}] or [{batch}, T, {width}] with one T, got {bad[0]} "
+                f"beside {tuple(shaped[0].shape)}"
+            )
+    return shaped
+
+
 def value_heads(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, heads: int) -> torch.Tensor:
     """The attention values of ``x [B,L,C]`` as ``[B, heads, L, C/heads]`` from a ``[C, C]`` value projection."""
     batch, length, channels = x.shape
@@ -135,18 +152,24 @@ def run_blocks(
     block_with_vv: VVBlock,
     halves: BlockHalves,
     attention_take: Sequence[int] = (),
+    deep_tokens: Sequence[torch.Tensor] = (),
 ) -> Streams:
     """Run ``blocks`` on ``x``, tapping after the 0-based blocks in ``take`` and inside those in ``attention_take``.
 
     From block ``vv_start`` on, ``block_with_vv`` runs each block and a V-V stream ``x_vv`` (started as that
     block's input) accumulates the increments; ``taps`` there come from ``x_vv``. Before ``vv_start`` a block in
-    ``attention_take`` runs as its two ``halves``, any other as ``block(x)``.
+    ``attention_take`` runs as its two ``halves``, any other as ``block(x)``. ``deep_tokens`` (``[B, T, C]``
+    each, from :func:`check_deep_tokens`) enter the ordinary stream: the first is put in front of ``x`` before
+    block 0, each later one overwrites those ``T`` positions before its block.
     """
     x_vv: torch.Tensor | None = None
     taps: list[torch.Tensor] = []
     ordinary: list[torch.Tensor] = []
     attention: dict[int, torch.Tensor] = {}
     for i, block in enumerate(blocks):
+        if i < len(deep_tokens):
+            kept = x if i == 0 else x[:, deep_tokens[i].shape[1]:]
+            x = torch.cat([deep_tokens[i].to(x.dtype), kept], dim=1)
         if i >= vv_start:
             x_in = x
             mid, x, delta = block_with_vv(block, x_in)

@@ -82,6 +82,7 @@ class PromptTextEncoder(nn.Module):
         deep_prompts: Sequence[torch.Tensor] | None = None,
         deep_start: int = 2,
         deep_position: int = 1,
+        until_eot: bool = False,
     ) -> torch.Tensor:
         """Encode ``[P, L, width]`` prompt embeddings; returns ``[P, embed_dim]`` (not L2-normalised).
 
@@ -89,6 +90,9 @@ class PromptTextEncoder(nn.Module):
         ``deep_prompts[j]`` (``[n, width]``, or ``[P, n, width]``) *overwrites* positions
         ``deep_position .. deep_position+n-1`` of the sequence entering block ``deep_start + j`` (1-based).
         AnomalyCLIP's setting is ``deep_start=2``, ``deep_position=1`` with 8 tensors of 4 tokens (blocks 2-9).
+        ``until_eot`` runs the sequences only up to the last EOT token of the batch (and the deep prompts'
+        positions): under CLIP's causal mask no later position reaches an EOT output, so the features are
+        the same, for a fraction of the work when the prompts are short.
         """
         model = self.backbone.model
         dtype = model.transformer.get_cast_dtype()
@@ -98,14 +102,18 @@ class PromptTextEncoder(nn.Module):
             raise ConfigError(
                 f"{len(deep)} deep prompts from block {deep_start} go past the {len(blocks)} text blocks"
             )
-        x = embeddings.to(dtype) + model.positional_embedding.to(dtype)
+        eot = tokens.to(embeddings.device).argmax(dim=-1)
+        length = embeddings.shape[1]
+        if until_eot:
+            length = min(length, max([int(eot.max()) + 1] + [deep_position + d.shape[-2] for d in deep]))
+        x = embeddings[:, :length].to(dtype) + model.positional_embedding[:length].to(dtype)
+        mask = None if model.attn_mask is None else model.attn_mask[:length, :length]
         for i, block in enumerate(blocks, start=1):
             j = i - deep_start
             if deep and 0 <= j < len(deep):
                 x = _overwrite(x, deep[j].to(dtype), deep_position)
-            x = block(x, attn_mask=model.attn_mask)
+            x = block(x, attn_mask=mask)
         x = model.ln_final(x)
-        eot = tokens.to(x.device).argmax(dim=-1)
         pooled = x[torch.arange(x.shape[0], device=x.device), eot]
         projection = model.text_projection
         return projection(pooled) if isinstance(projection, nn.Linear) else pooled @ projection

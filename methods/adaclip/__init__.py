@@ -1,0 +1,1 @@
+"""AdaCLIP: hybrid (static + dynamic) learnable prompts for zero-shot anomaly detection (Cao et al., ECCV 2024)."""

@@ -1,0 +1,1 @@
+"""FAPrompt: fine-grained abnormality prompt learning for zero-shot anomaly detection (Zhu et al., ICCV 2025)."""
