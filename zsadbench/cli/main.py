@@ -34,6 +34,10 @@ COMMANDS = {
     "compare": ("zsadbench.cli.compare", "paired bootstrap and DeLong test of two methods on the same images, per dataset"),
     "rank": ("zsadbench.cli.rank", "rank methods across datasets (Friedman, Nemenyi or Wilcoxon-Holm, CD diagram)"),
     "intervals": ("zsadbench.cli.intervals", "bootstrap confidence intervals per cell and per dataset mean"),
+    "export": ("zsadbench.cli.export", "write the results of an output folder as one versioned JSON file to share"),
+    "merge": ("zsadbench.cli.merge", "merge shared results files from several machines into one leaderboard folder"),
+    "leaderboard": ("zsadbench.cli.leaderboard", "a static, sortable HTML leaderboard of a results folder or files"),
+    "efficiency": ("zsadbench.cli.efficiency", "parameters, GFLOPs, img/s, peak memory and training time of methods on this device"),
 }
 COMMAND_GROUP = "zsadbench.commands"
 

@@ -49,6 +49,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--write", type=Path, default=None, nargs="?", const=Path("leaderboards"), metavar="DIR",
                         help="also write Markdown, CSV and LaTeX files into DIR (default DIR: leaderboards/)")
     parser.add_argument("--name", default=None, help="base name of the written files (default: the output folder's name)")
+    add_ci_arguments(parser, "show each number's bootstrap confidence interval: test images resampled (stratified "
+                             "by label) with the exact metric kernels, replicates kept in OUT/stats (image and pixel "
+                             "AUROC, AP, F1-max; AUPRO only when named in --metrics)", style=True)
+
+
+def add_ci_arguments(parser: argparse.ArgumentParser, ci_help: str, *, style: bool = False) -> None:
+    """``--ci`` and the options of its bootstrap (shared by ``table``, ``export`` and ``leaderboard``)."""
+    parser.add_argument("--ci", action="store_true", help=ci_help)
+    parser.add_argument("--ci-level", type=_level, default=0.95, metavar="LEVEL",
+                        help="confidence level of the intervals (default: 0.95)")
+    if style:
+        parser.add_argument("--ci-style", choices=("pm", "range"), default="pm",
+                            help="show an interval as (±half-width) or [lo, hi] (default: pm)")
+    parser.add_argument("--resamples", type=positive_int, default=1000,
+                        help="bootstrap resamples of the test images (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default: 0)")
 
 
 def select(frame, methods: tuple[str, ...] | None, datasets: tuple[str, ...] | None):
@@ -68,6 +84,17 @@ def _check(option: str, chosen: tuple[str, ...], held: list[str]) -> None:
     unknown = [name for name in chosen if name not in held]
     if unknown:
         raise ConfigError(f"{option}: {unknown[0]!r} is not in these results; they hold {', '.join(held)}")
+
+
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a confidence level such as 0.95, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a confidence level strictly between 0 and 1 (e.g. 0.95), "
+                                         f"got {text!r}")
+    return value
 
 
 def _centimetres(text: str) -> float:
@@ -106,8 +133,9 @@ def execute(args: argparse.Namespace) -> int:
         _check("--variants", args.variants, list(dict.fromkeys(variant_labels(frame, by_aux=args.by_aux))))
     _check_metrics(frame, args.metrics)
     categories = expected_categories(everything)  # what a complete Mean covers, whatever is selected
+    intervals = _intervals(args, frame) if args.ci else None
     if args.layout == "paper":
-        return _paper(args, frame, categories)
+        return _paper(args, frame, categories, intervals)
     per_category = args.per_category if args.per_category is not None else frame["dataset"].nunique() == 1
     options = dict(
         per_category=per_category,
@@ -122,6 +150,8 @@ def execute(args: argparse.Namespace) -> int:
         categories=categories,
         variants=args.variants,
         text_width_cm=args.text_width,
+        intervals=intervals,
+        ci_style=args.ci_style,
     )
     rendered = make_table(frame, args.format, **options)
     if args.format == "rich":
@@ -148,7 +178,36 @@ def _check_metrics(frame, metrics: tuple[str, ...] | None) -> None:
             raise ConfigError(f"--metrics: {name!r} has no value in these results; they hold {', '.join(held)}")
 
 
-def _paper(args: argparse.Namespace, frame, categories: dict[str, tuple[str, ...]]) -> int:
+def _intervals(args: argparse.Namespace, frame):
+    """The intervals of the numbers the table shows, computed (with a progress bar) or read from the cache,
+    or from the results file of a merged folder; the notes go to stderr."""
+    from rich.console import Console
+
+    from ..errors import ConfigError
+    from ..metrics import METRICS
+    from ..share.intervals import folder_intervals
+    from ..tables.intervals import interval_metrics
+    from .stats_common import bootstrap_progress
+
+    shown = list(args.metrics) if args.metrics else [m for m in METRICS if m in frame and frame[m].notna().any()]
+    if args.layout == "paper":
+        shown = [m for m in shown if m in ("image_auroc", "image_ap", "pixel_auroc", args.pro)]
+    shown = [m for m in shown if args.level is None or METRICS[m].level == args.level]
+    metrics = interval_metrics(shown, named=bool(args.metrics))
+    if not metrics:
+        raise ConfigError(f"--ci: none of the metrics shown ({', '.join(shown) or 'none'}) has a bootstrap; show "
+                          "an image or pixel AUROC, AP or F1-max (or name aupro in --metrics)")
+    ok = int((frame["status"].astype(str) == "ok").sum())
+    with bootstrap_progress(ok) as progress:
+        intervals, _, notes = folder_intervals(args.out, frame, metrics, resamples=args.resamples, seed=args.seed,
+                                               level=args.ci_level, by_aux=args.by_aux, progress=progress)
+    console = Console(stderr=True)
+    for note in notes:
+        console.print(note, highlight=False, markup=False, soft_wrap=True)
+    return intervals
+
+
+def _paper(args: argparse.Namespace, frame, categories: dict[str, tuple[str, ...]], intervals) -> int:
     from rich.console import Console
 
     from ..store.files import atomic_write_bytes
@@ -157,7 +216,8 @@ def _paper(args: argparse.Namespace, frame, categories: dict[str, tuple[str, ...
     tables = make_paper_tables(
         frame, reported=load_reported(args.reported) if args.reported else None, pro=args.pro, delta=args.delta,
         per_category=True, digits=args.digits, caption=args.caption, label=args.label, by_aux=args.by_aux,
-        categories=categories, variants=args.variants, text_width_cm=args.text_width,
+        categories=categories, variants=args.variants, text_width_cm=args.text_width, intervals=intervals,
+        ci_style=args.ci_style,
     )
     shown = [t for name, t in tables.items() if name.startswith("main") or (args.per_category and "-" in name
                                                                              and not name.startswith("ablation"))]

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
+from ._ci import MEAN, Intervals, attach
 from ._coverage import Coverage, expected_categories
 from ._model import Cell, Row, TableModel, Variant
 from ._reported import reported_variants
@@ -58,12 +59,18 @@ def build_model(
     by_aux: bool = False,
     categories: Mapping[str, Iterable[str]] | None = None,
     chosen: Collection[str] | None = None,
+    intervals: Intervals | None = None,
+    ci_labels: pd.Series | None = None,
+    ci_mean: str = MEAN,
 ) -> TableModel:
     """Aggregate ``df`` (fractions) into a ranked :class:`TableModel` of percentages.
 
     ``categories`` adds expected categories per dataset to those ``df`` holds (pass
     :func:`~._coverage.expected_categories` of the whole results folder when ``df`` is a selection of it).
     ``chosen`` keeps only our variants with these labels, labelled (and expected to cover) as in all of ``df``.
+    ``intervals`` adds confidence intervals to our numbers, keyed by our variants' labels, or by ``ci_labels``
+    (a label per row of ``df``) when ``df`` is a part of the frame the intervals were labelled on; the Mean row
+    takes the interval of category ``ci_mean`` (a domain, for a table of one domain's datasets).
     """
     frame = _prepare(df, [s.name for s in specs], by_aux)
     ours = _our_variants(frame)
@@ -108,6 +115,10 @@ def build_model(
         )
     model = TableModel(variants, metric_shown, rows, per_category, digits)
     model.rank()
+    if intervals is not None:
+        first = frame.drop_duplicates(_V).sort_values(_V)
+        labels = [v.label for v in ours] if ci_labels is None else [str(ci_labels.loc[i]) for i in first.index]
+        attach(model, intervals, {index_of[("ours", v)]: label for v, label in enumerate(labels)}, ci_mean)
     return model
 
 

@@ -10,6 +10,7 @@ import math
 import re
 from typing import Any
 
+from ._ci import interval_text
 from ._fit import Column, part_title, split_columns
 from ._model import DAGGER, FAILED, PARTIAL, RECOMPUTED, Cell, Row, TableModel, Variant
 from ._notes import footnotes
@@ -178,6 +179,8 @@ def _cell(model: TableModel, cell: Cell, markers: str) -> str:
         text = rf"\underline{{{text}}}"
     if not math.isnan(cell.std):
         text += rf"{{\scriptsize$\pm${model.fmt(cell.std)}}}"
+    if cell.has_interval:
+        text += rf"{{\scriptsize\,{escape(interval_text(model, cell.lo, cell.hi))}}}"
     return text + marks
 
 

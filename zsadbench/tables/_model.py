@@ -94,7 +94,8 @@ class Cell:
     """One number of the table, in percent. ``std`` is NaN unless at least two seeds were averaged.
 
     ``coverage`` says which cells the number covers; an *incomplete* one (fewer cells or datasets than
-    expected) is shown with a marker and is not ranked.
+    expected) is shown with a marker and is not ranked. ``lo``/``hi`` are the ends of its confidence interval
+    (NaN: none was given, see :mod:`._ci`).
     """
 
     mean: float = math.nan
@@ -102,10 +103,16 @@ class Cell:
     n_seeds: int = 0
     coverage: Coverage | None = None
     rank: int | None = None
+    lo: float = math.nan
+    hi: float = math.nan
 
     @property
     def missing(self) -> bool:
         return math.isnan(self.mean)
+
+    @property
+    def has_interval(self) -> bool:
+        return not self.missing and not math.isnan(self.lo) and not math.isnan(self.hi)
 
     @property
     def incomplete(self) -> bool:
@@ -142,7 +149,8 @@ class Row:
 
 @dataclass
 class TableModel:
-    """Everything a renderer needs."""
+    """Everything a renderer needs. ``ci_style`` shows an interval as its half-width (``pm``) or its ends
+    (``range``); ``ci_level`` and ``ci_method`` say what the intervals are, for their footnote."""
 
     variants: list[Variant]
     metrics: list[MetricSpec]
@@ -151,6 +159,9 @@ class TableModel:
     digits: int = 1
     caption: str | None = None
     label: str | None = None
+    ci_style: str = "pm"
+    ci_level: float = 0.95
+    ci_method: str = ""
 
     def label_columns(self) -> tuple[str, str]:
         return ("Dataset", "Category") if self.per_category else ("Domain", "Dataset")

@@ -6,13 +6,15 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ._ci import ci_notes
 from ._model import FAILED, PARTIAL, RECOMPUTED, Row, TableModel, Variant
 
 
 def footnotes(model: TableModel, rows: Sequence[Row] | None = None, variants: Sequence[int] | None = None,
-              metrics: Sequence[str] | None = None) -> list[tuple[str, str]]:
+              metrics: Sequence[str] | None = None, *, intervals: bool = True) -> list[tuple[str, str]]:
     """The notes of the cells of ``rows`` × ``variants`` × ``metrics`` (default: the whole table), sources
-    first; a table that shows part of a model (the paper layout's) passes the part it shows."""
+    first; a table that shows part of a model (the paper layout's) passes the part it shows, and
+    ``intervals=False`` when it explains its intervals itself."""
     rows = model.rows if rows is None else rows
     shown = list(range(len(model.variants))) if variants is None else list(variants)
     specs = [s for s in model.metrics if metrics is None or s.name in metrics]
@@ -43,6 +45,8 @@ def footnotes(model: TableModel, rows: Sequence[Row] | None = None, variants: Se
                                   "computed here (the source's own Mean may cover other datasets)."))
     if any(not math.isnan(row.cell(i, s.name).std) for row in rows for i in shown for s in specs):
         notes.append(("", "± is the sample standard deviation (ddof=1) over seeds."))
+    if intervals:
+        notes += ci_notes(model, rows, shown, specs)
     return notes
 
 

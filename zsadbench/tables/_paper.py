@@ -9,6 +9,13 @@ Best is red bold, second-best blue; numbers exactly as a paper prints them carry
 dataset scores computed here carries ‡ instead); our column may be followed by a Δ column (ours minus the reported
 number of the same method and shots). A reported method without a number in a table gets no column there. Every
 name is escaped. A table wider than the text width is scaled down to it and says by how much in its notes.
+
+Confidence intervals (a model with intervals, see :mod:`._ci`) go into the table's notes, not its cells: each of
+our columns (ablation rows) with intervals carries a § and one note lists, per column and row, the interval of
+every number in both ends (or ± half-width). The pair cells stay as the paper prints them, so the table keeps
+the width, the scaling and the look of the paper's (inline intervals would roughly double every pair cell and
+shrink the whole table to fit), and the reader compares the pairs at a glance with the intervals one look
+below, as a ``threeparttable``'s ``\\tnote`` would place them but without needing that package.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from ._ci import level_text
 from ._latex import FILL, TEXT_WIDTH_CM, escape, mark, overflow_note, variant_head
 from ._model import Cell, Row, TableModel, Variant
 from ._notes import footnotes
@@ -24,6 +32,8 @@ from ._texwidth import COLUMN_PAD, PT_PER_CM, tex_width
 PREAMBLE = r"\usepackage{booktabs,multirow,makecell,graphicx,xcolor}"
 #: PRO as the papers compute it (AnomalyCLIP's variant), or the standard AUPRO
 PRO_METRICS = ("aupro_anomalyclip", "aupro")
+#: the mark of a column (or ablation row) whose intervals the notes list
+CI_MARK = r"$^{\S}$"
 
 
 @dataclass(frozen=True)
@@ -43,8 +53,9 @@ def levels(pro: str) -> tuple[Level, Level]:
 def main_table(model: TableModel, pro: str, *, delta: bool = False, text_width_cm: float = TEXT_WIDTH_CM) -> str:
     """Tables 1/2: ``model`` holds dataset rows and the Mean row, over the metrics of :func:`levels`."""
     columns = _columns(model, delta, model.rows, [m for level in levels(pro) for m in level.metrics])
+    scope = _scope(columns, model.rows, pro)
     lines = [rf"\begin{{tabular}}{{ll{'c' * len(columns)}}}", r"\toprule"]
-    lines.append(" & ".join(["Task", "Dataset", *(_head(model, c) for c in columns)]) + r" \\")
+    lines.append(" & ".join(["Task", "Dataset", *(_head(model, c, scope) for c in columns)]) + r" \\")
     data = [r for r in model.rows if r.kind == "dataset"]
     mean = next(r for r in model.rows if r.kind == "mean")
     for level in levels(pro):
@@ -61,15 +72,16 @@ def main_table(model: TableModel, pro: str, *, delta: bool = False, text_width_c
             name = "Mean" if row is mean else escape(row.dataset_label)
             cells = [_pair(model, row, c, level.metrics) for c in columns]
             lines.append(" & ".join([first, name, *cells]) + r" \\")
-    return _finish(model, lines, pro, text_width_cm, _scope(columns, model.rows, pro))
+    return _finish(model, lines, pro, text_width_cm, scope)
 
 
 def category_table(model: TableModel, dataset: str, metric: str, *, text_width_cm: float = TEXT_WIDTH_CM) -> str:
     """Tables 9-20: the categories of ``dataset`` and their Mean for one metric (``model`` is per category)."""
     rows = [r for r in model.rows if r.dataset == dataset and r.kind in ("category", "dataset")]
     columns = _columns(model, False, rows, [metric])
+    scope = ([i for i, _ in columns], rows, [metric])
     lines = [rf"\begin{{tabular}}{{l{'c' * len(columns)}}}", r"\toprule"]
-    lines.append(" & ".join(["Category", *(_head(model, c) for c in columns)]) + r" \\")
+    lines.append(" & ".join(["Category", *(_head(model, c, scope) for c in columns)]) + r" \\")
     lines.append(r"\midrule")
     for row in rows:
         if row.kind == "dataset":
@@ -77,7 +89,6 @@ def category_table(model: TableModel, dataset: str, metric: str, *, text_width_c
         name = "Mean" if row.kind == "dataset" else escape(row.category)
         cells = [_single(model, row, c, metric) for c in columns]
         lines.append(" & ".join([name, *cells]) + r" \\")
-    scope = ([i for i, _ in columns], rows, [metric])
     return _finish(model, lines, metric if metric in PRO_METRICS else "", text_width_cm, scope)
 
 
@@ -99,12 +110,14 @@ def ablation_table(model: TableModel, pro: str, *, text_width_cm: float = TEXT_W
     lines.append(" ".join(spans))
     lines.append(" & ".join(["", *(rf"\makecell{{{lv.title}\\{lv.heads}}}" for _, lv in groups)]) + r" \\")
     lines.append(r"\midrule")
+    metrics = [m for level in (image, pixel) for m in level.metrics]
+    scope = (list(range(len(model.variants))), data, metrics)
     for i, variant in enumerate(model.variants):
         name = escape(variant.options or variant.label) + (mark(variant.dagger) if variant.reported else "")
+        name += CI_MARK if _with_intervals(model, i, scope) else ""
         cells = [_pair(model, row, (i, None), level.metrics, dagger=False) for row, level in groups]
         lines.append(" & ".join([name, *cells]) + r" \\")
-    metrics = [m for level in (image, pixel) for m in level.metrics]
-    return _finish(model, lines, pro, text_width_cm, (list(range(len(model.variants))), data, metrics))
+    return _finish(model, lines, pro, text_width_cm, scope)
 
 
 def document(tables: list[str]) -> str:
@@ -139,18 +152,19 @@ def _counterpart(variants: list[Variant], i: int) -> int | None:
     return None
 
 
-def _head(model: TableModel, column: Column) -> str:
-    """A column head; a label with options or qualifiers ("MPAMA [experts=3]") breaks before them, so the
-    head is no wider than the pair cells under it."""
+def _head(model: TableModel, column: Column, scope: Scope) -> str:
+    """A column head (with :data:`CI_MARK` when the notes list its intervals); a label with options or
+    qualifiers ("MPAMA [experts=3]") breaks before them, so the head is no wider than the pair cells under it."""
     i, ref = column
     if ref is not None:
         return r"$\Delta$"
     v = model.variants[i]
+    ci = CI_MARK if _with_intervals(model, i, scope) else ""
     name, sep, rest = v.label.partition(" [") if " [" in v.label else v.label.partition(" (")
     if not sep:
-        return variant_head(v)
+        return variant_head(v) + ci
     # "{}" keeps "\\" from reading a following "[" as its optional argument
-    return rf"\makecell{{{escape(name)}\\{{}}{escape(sep.strip() + rest)}{mark(v.dagger) if v.reported else ''}}}"
+    return rf"\makecell{{{escape(name)}\\{{}}{escape(sep.strip() + rest)}{mark(v.dagger) if v.reported else ''}{ci}}}"
 
 
 # -- cells --------------------------------------------------------------------------------------------
@@ -226,12 +240,50 @@ def _finish(model: TableModel, tabular: list[str], pro: str, text_width_cm: floa
             if pro == "aupro_anomalyclip" else "PRO is the standard AUPRO (integrated to FPR 0.3, divided by 0.3)."
         )
     variants, rows, metrics = scope
-    notes += [f"{mark(m)}{escape(text)}" for m, text in footnotes(model, rows, variants, metrics)]
+    notes += [f"{mark(m)}{escape(text)}" for m, text in footnotes(model, rows, variants, metrics, intervals=False)]
+    listed = interval_note(model, scope)
+    if listed:
+        notes.append(CI_MARK + escape(listed))
     if width > budget:  # within the estimate's margin below it, the scaling is no news
         notes.append(overflow_note(width, budget, scaled=True))
     lines.append(r"\par\smallskip{\footnotesize " + r"\par ".join(notes) + "}")
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
+
+
+def _with_intervals(model: TableModel, i: int, scope: Scope) -> bool:
+    _, rows, metrics = scope
+    return any(row.cell(i, m).has_interval for row in rows for m in metrics)
+
+
+def interval_note(model: TableModel, scope: Scope) -> str:
+    """The intervals of the numbers in ``scope``, per column (variant) and row: "MPAMA: MVTec AD: I-AUROC
+    [90.1, 92.3], I-AP [95.0, 97.1]; VisA: …"; "" when none has one."""
+    variants, rows, metrics = scope
+    labels = {s.name: s.label for s in model.metrics}
+    by_category = any(row.kind == "category" for row in rows)
+    parts = []
+    for i in variants:
+        listed = []
+        for row in rows:
+            ends = [(labels[m], row.cell(i, m)) for m in metrics if row.cell(i, m).has_interval]
+            if not ends:
+                continue
+            name = row.category if row.kind == "category" else "Mean" if row.kind == "mean" or by_category \
+                else row.dataset_label
+            listed.append(f"{name}: " + ", ".join(f"{label} {_ends(model, c)}" for label, c in ends))
+        if listed:
+            parts.append(f"{model.variants[i].label}: " + "; ".join(listed))
+    if not parts:
+        return ""
+    return (f"{level_text(model.ci_level)} confidence intervals of our numbers ({model.ci_method}): "
+            + ". ".join(parts) + ".")
+
+
+def _ends(model: TableModel, cell: Cell) -> str:
+    if model.ci_style == "range":
+        return f"[{model.fmt(cell.lo)}, {model.fmt(cell.hi)}]"
+    return f"±{model.fmt((cell.hi - cell.lo) / 2.0)}"
 
 
 def natural_width(tabular: list[str]) -> float:

@@ -11,6 +11,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from ._ci import interval_text
 from ._fit import Column, part_title, split_columns
 from ._model import Cell, TableModel
 from ._notes import footnotes
@@ -105,5 +106,7 @@ def _cell(model: TableModel, cell: Cell, markers: str) -> Text:
     text = Text(model.fmt(cell.mean), style=style)
     if not math.isnan(cell.std):
         text.append(f" ± {model.fmt(cell.std)}", style="dim")
+    if cell.has_interval:
+        text.append(" " + interval_text(model, cell.lo, cell.hi), style="dim italic")
     text.append(markers)
     return text

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from ._ci import interval_text
 from ._model import RECOMPUTED, Cell, TableModel
 from ._notes import footnotes
 
@@ -46,6 +47,8 @@ def _md_cell(model: TableModel, cell: Cell, markers: str) -> str:
         text = f"<u>{text}</u>"
     if not math.isnan(cell.std):
         text += f" ± {model.fmt(cell.std)}"
+    if cell.has_interval:
+        text += " " + interval_text(model, cell.lo, cell.hi)
     return text + _md(markers)
 
 
@@ -63,9 +66,10 @@ def _arrow(spec: Any) -> str:
 
 
 def to_csv(model: TableModel, layout: str) -> str:
-    """``wide``: the table's rows and one column per variant × metric (plus ``std`` columns, a ``covers`` column
-    for each variant × metric with an incomplete number, and ``notes``); ``long``: one tidy row per variant ×
-    dataset × category × metric with mean, std, n_seeds and the cells it covers."""
+    """``wide``: the table's rows and one column per variant × metric (plus ``std`` columns, ``ci_lo``/``ci_hi``
+    columns where intervals are shown, a ``covers`` column for each variant × metric with an incomplete number,
+    and ``notes``); ``long``: one tidy row per variant × dataset × category × metric with mean, std, n_seeds,
+    the cells it covers and, when the table has intervals, ``ci_lo``, ``ci_hi`` and ``ci_level``."""
     frame = _wide(model) if layout == "wide" else _long(model)
     return frame.to_csv(index=False, lineterminator="\n")
 
@@ -84,12 +88,14 @@ def _wide(model: TableModel) -> pd.DataFrame:
                 cell = row.cell(i, spec.name)
                 rec[f"{v.display} {spec.label}"] = math.nan if cell.missing else model.rounded(cell.mean)
                 rec[f"{v.display} {spec.label} std"] = math.nan if math.isnan(cell.std) else model.rounded(cell.std)
+                for end, value in (("ci_lo", cell.lo), ("ci_hi", cell.hi)):
+                    rec[f"{v.display} {spec.label} {end}"] = model.rounded(value) if cell.has_interval else math.nan
                 rec[f"{v.display} {spec.label} covers"] = (
                     "" if cell.missing else cell.coverage.text() if cell.incomplete else "complete")
         rec["notes"] = "; ".join(notes_by_row[n])
         records.append(rec)
     frame = pd.DataFrame.from_records(records)
-    empty_std = [c for c in frame.columns if c.endswith(" std") and frame[c].isna().all()]
+    empty_std = [c for c in frame.columns if c.endswith((" std", " ci_lo", " ci_hi")) and frame[c].isna().all()]
     complete = [c for c in frame.columns if c.endswith(" covers") and frame[c].isin(["", "complete"]).all()]
     return frame.drop(columns=empty_std + complete)
 
@@ -111,6 +117,7 @@ def _row_notes(model: TableModel) -> list[list[str]]:
 
 def _long(model: TableModel) -> pd.DataFrame:
     records = []
+    with_ci = any(c.has_interval for row in model.rows for c in row.cells.values())
     for row in model.rows:
         for i, v in enumerate(model.variants):
             n_failed, n_total = row.failed.get(i, (0, 0))
@@ -138,6 +145,9 @@ def _long(model: TableModel) -> pd.DataFrame:
                     "complete": not cell.incomplete,
                     "recomputed": RECOMPUTED in model.markers(row, i, spec.name),
                 })
+                if with_ci:
+                    records[-1].update(ci_lo=cell.lo if cell.has_interval else math.nan,
+                                       ci_hi=cell.hi if cell.has_interval else math.nan, ci_level=model.ci_level)
     frame = pd.DataFrame.from_records(records)
     for col in ("eval_size", "n_seeds", "n_datasets", "covered_cells", "expected_cells"):
         if col in frame:

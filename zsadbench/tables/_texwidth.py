@@ -31,7 +31,7 @@ _WIDE = 10.28
 _SYMBOLS = {
     "_": 5.0, "&": 7.78, "%": 8.33, "$": 5.0, "#": 8.33, "{": 5.0, "}": 5.0, "textasciitilde": 5.0,
     "textasciicircum": 5.0, "textbackslash": 5.0, "pm": 7.78, "times": 7.78, "dagger": 4.44, "ddagger": 4.44,
-    "circ": 5.0, "uparrow": 5.0, "downarrow": 5.0, "Delta": 8.33,
+    "circ": 5.0, "uparrow": 5.0, "downarrow": 5.0, "Delta": 8.33, "S": 4.44, ",": 1.67,
 }
 _SIZES = {"scriptsize": SCRIPT}
 #: commands whose arguments before the last are not printed

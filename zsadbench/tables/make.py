@@ -10,6 +10,7 @@ import pandas as pd
 from ..errors import ConfigError
 from ..store.files import atomic_write_bytes
 from ._aggregate import build_model
+from ._ci import Intervals, check_style
 from ._latex import TEXT_WIDTH_CM, to_latex
 from ._model import select_metrics
 from ._rich import FittedTable
@@ -35,6 +36,8 @@ def make_table(
     categories: Mapping[str, Iterable[str]] | None = None,
     variants: Sequence[str] | None = None,
     text_width_cm: float = TEXT_WIDTH_CM,
+    intervals: Intervals | None = None,
+    ci_style: str = "pm",
 ) -> str | FittedTable:
     """Render the results store's frame (one row per cell, metric values as fractions) as a table.
 
@@ -49,6 +52,9 @@ def make_table(
     return a string. A trained zero-shot method gets one column per protocol (each dataset with the auxiliary
     set its protocol pairs it with); ``by_aux`` gives it one column per auxiliary set instead. ``variants``
     keeps only the columns of ours with these labels (as the table of all of ``df`` labels them).
+    ``intervals`` (:class:`~._ci.Intervals`, keyed by those labels) shows a confidence interval after each of our
+    numbers that has one, as ``(±half-width)`` or, with ``ci_style="range"``, ``[lo, hi]``; the long CSV adds
+    ``ci_lo``/``ci_hi`` columns. The values themselves never change.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -60,14 +66,17 @@ def make_table(
         raise ConfigError(f"make_table needs a pandas DataFrame of results, got {type(df).__name__}")
     if isinstance(text_width_cm, bool) or not isinstance(text_width_cm, (int, float)) or not text_width_cm > 0:
         raise ConfigError(f"text_width_cm must be a positive number of cm, got {text_width_cm!r}")
+    check_style(ci_style)
+    if intervals is not None and not isinstance(intervals, Intervals):
+        raise ConfigError(f"intervals must be an Intervals object, got {type(intervals).__name__}")
     specs = select_metrics(metrics, level)
     if not specs:
         raise ConfigError(f"no selected metric has level {level!r}; choose other metrics or another level")
     if fmt == "csv" and csv_layout == "long":
         per_category = True
     model = build_model(df, specs, per_category=per_category, digits=digits, reported=reported, by_aux=by_aux,
-                        categories=categories, chosen=variants)
-    model.caption, model.label = caption, label
+                        categories=categories, chosen=variants, intervals=intervals)
+    model.caption, model.label, model.ci_style = caption, label, ci_style
     if fmt == "rich":
         return FittedTable(model)
     if fmt == "md":
