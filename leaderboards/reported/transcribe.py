@@ -30,7 +30,7 @@ DATASETS = {
 }
 # (method, label, note) per printed column head
 MPAMA_METHODS = {
-    "WinCLIP": ("winclip", "WinCLIP", ""), "VAND": ("aprilgan", "VAND", "VAND is APRIL-GAN (Chen et al., 2023)"),
+    "WinCLIP": ("winclip", "WinCLIP", ""), "VAND": ("vand", "VAND", "VAND is APRIL-GAN (Chen et al., 2023)"),
     "AdaCLIP": ("adaclip", "AdaCLIP", ""), "AnomalyCLIP": ("anomalyclip", "AnomalyCLIP", ""),
     "FAPrompt": ("faprompt", "FAPrompt", ""), "MPA": ("mpa", "MPA", ""), "MPAMA": ("mpama", "MPAMA", ""),
     "MPL": ("mpa", "MPA", "column printed as MPL; its Mean row equals MPA's numbers in Table 1"),
