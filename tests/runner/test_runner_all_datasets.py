@@ -76,18 +76,21 @@ def test_winclip_runs_zero_and_few_shot_on_a_real_layout_with_a_tiny_backbone(fa
     assert "too few for 1-shot" in " ".join(err.split())
 
 
-@pytest.mark.parametrize("method", ["patchcore", "padim", "spade"])
-def test_the_cnn_baselines_run_every_dataset_few_shot(method, fake_root, tmp_path, capsys):
+@pytest.mark.parametrize("method,shots", [("patchcore", 1), ("padim", 1), ("spade", 1), ("inctrl", 1), ("vand", 0),
+                                          ("adaclip", 0), ("faprompt", 0)])
+def test_the_added_methods_run_every_dataset(method, shots, fake_root, tmp_path, capsys):
     out = tmp_path / "out"
     registry.reset()
-    tiny = [token for key, value in TINY[method].items() for token in ("--set", f"{key}={value}")]
-    code = main(["run", "--method", method, "--datasets", "all", "--shots", "1", "--pretrained", "none", *tiny,
+    tiny = [token for key, value in TINY[method].items()
+            for token in ("--set", f"{key}={','.join(map(str, value)) if isinstance(value, tuple) else value}")]
+    code = main(["run", "--method", method, "--datasets", "all", "--shots", str(shots), "--pretrained", "none", *tiny,
                  "--limit", "4", "--data-root", str(fake_root), "--out", str(out), "--eval-size", "32", "--no-table"])
     assert code == 0, capsys.readouterr().err
     frame = ResultStore(out).to_frame()
-    with_normals = {d for d in expand_datasets("all")
-                    if any(s.split == "train" for s in registry.datasets().get(d)(fake_root / d).samples)}
-    assert set(frame.dataset) == with_normals and (frame.status == "ok").all()
+    expected = set(expand_datasets("all")) if shots == 0 else {
+        d for d in expand_datasets("all")
+        if any(s.split == "train" for s in registry.datasets().get(d)(fake_root / d).samples)}
+    assert set(frame.dataset) == expected and (frame.status == "ok").all()
     for dataset, rows in frame.groupby("dataset"):
         levels = registry.datasets().get(dataset).metric_levels
         assert rows[IMAGE].notna().all(axis=None) == ("image" in levels), dataset
