@@ -211,7 +211,10 @@ def test_the_state_round_trips_and_the_support_fit_only_sets_the_prompts():
     method.fit(support(shots))
     assert method.prompt_shots_ == 2 and method.prompts_.tokens.shape[0] == 2
     assert method.prompts_.patches[0].shape[0] == 2 * 16  # two images of a 4×4 grid, laid end to end
-    assert all(torch.equal(v, state[k]) for k, v in method.state_dict().items())
+    adapted = method.state_dict()
+    assert set(adapted) - set(state) == {"prompt.patches.0", "prompt.patches.1", "prompt.patches.2", "prompt.tokens",
+                                         "prompt.shots"}  # the trained state plus the prompts it was fitted on
+    assert all(torch.equal(adapted[k], v) for k, v in state.items())
     expected = method.predict(Batch(image=queries, category="bottle"))
     assert expected.anomaly_map.shape == (3, 4, 4) and expected.pred_score.shape == (3,)
 
@@ -223,6 +226,11 @@ def test_the_state_round_trips_and_the_support_fit_only_sets_the_prompts():
     restored.fit(support(shots))
     got = restored.predict(Batch(image=queries, category="bottle"))
     assert torch.equal(got.pred_score, expected.pred_score) and torch.equal(got.anomaly_map, expected.anomaly_map)
+
+    with_prompts = InCTRL(CONFIG, pretrained="none").setup()
+    with_prompts.load_state_dict(adapted)  # a state saved after the support fit predicts without another one
+    again = with_prompts.predict(Batch(image=queries, category="bottle"))
+    assert torch.equal(again.pred_score, expected.pred_score) and torch.equal(again.anomaly_map, expected.anomaly_map)
 
     one_shot = restored.fit(support(shots[:1])).predict(Batch(image=queries, category="bottle"))
     assert restored.prompt_shots_ == 1 and not torch.equal(one_shot.pred_score, expected.pred_score)
