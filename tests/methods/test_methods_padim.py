@@ -1,8 +1,7 @@
 """PaDiM: the reference implementation's channel draw, the stacked embedding, the per-position Gaussians against
-NumPy and SciPy, the plugin on a seeded ResNet-18 and one run through the runner."""
+NumPy and SciPy and the plugin on a seeded ResNet-18 (the runner: test_methods_cnn_baselines.py)."""
 from __future__ import annotations
 
-import json
 import random
 
 import numpy as np
@@ -11,14 +10,11 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial.distance import mahalanobis
 
-from zsadbench import registry
-from zsadbench.cli.main import main
 from zsadbench.errors import ConfigError, MethodError
 from zsadbench.method import FitData
 from zsadbench.methods.padim.config import PaDiMConfig
 from zsadbench.methods.padim.method import PaDiM
 from zsadbench.methods.padim.model import Gaussians, channel_indices, stacked_embedding
-from zsadbench.store import ResultStore
 from zsadbench.types import Batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -149,28 +145,3 @@ def test_config_defaults_are_the_papers_and_errors_name_the_fix():
     method = fitted(smooth_images(2, 16))
     with pytest.raises(ConfigError, match="image_size"):
         method.predict(Batch(image=torch.rand(1, 3, 64, 64), category="bottle"))
-
-
-def test_plugin_declaration_and_registry():
-    methods = registry.methods()
-    if "padim" not in methods:
-        methods.register("padim", PaDiM)
-    assert methods.get("padim") is PaDiM
-    assert PaDiM.settings == frozenset({"few-shot"}) and PaDiM.shots == (1, 2, 4)
-    assert PaDiM.default_pretrained == "tv_in1k"
-
-
-def test_demo_configuration_runs_through_the_runner(tmp_path, monkeypatch):
-    monkeypatch.setenv("ZSADBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("ZSADBENCH_SYNTHETIC_SIZE", "small")
-    registry.reset()
-    out = tmp_path / "out"
-    code = main(["run", "--plugin", "zsadbench.methods.padim.method:PaDiM", "--method", "padim", "--datasets",
-                 "synthetic", "--shots", "1,2", "--pretrained", "none", "--eval-size", "64", "--out", str(out),
-                 "--no-table"])
-    assert code == 0
-    frame = ResultStore(out).to_frame()
-    assert len(frame) == 6 and (frame.status == "ok").all() and frame.random_init.all()
-    assert frame.image_auroc.between(0, 1).all() and frame.pixel_auroc.between(0, 1).all()
-    ran = json.loads(frame.config_json.iloc[0])
-    assert (ran["backbone"], ran["image_size"], ran["n_features"]) == ("resnet18", 128, 100)

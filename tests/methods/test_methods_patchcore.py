@@ -1,9 +1,8 @@
 """PatchCore: the CNN backbone, locally aware features, exact nearest neighbours, the greedy coreset, the re-weighted
-image score, the plugin on a seeded ResNet-18 and one run through the runner."""
+image score and the plugin on a seeded ResNet-18 (the runner: test_methods_cnn_baselines.py)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 
 import numpy as np
@@ -13,9 +12,7 @@ import torch
 import torch.nn.functional as F
 from scipy.spatial.distance import cdist
 
-from zsadbench import registry
 from zsadbench.backbones.cnn import create_cnn
-from zsadbench.cli.main import main
 from zsadbench.errors import ConfigError, MethodError, NotFittedError, WeightsError
 from zsadbench.method import FitData
 from zsadbench.methods.patchcore import common
@@ -23,7 +20,6 @@ from zsadbench.methods.patchcore.config import PatchCoreConfig
 from zsadbench.methods.patchcore.coreset import coreset_draws, greedy_coreset, projection_dim
 from zsadbench.methods.patchcore.method import PatchCore
 from zsadbench.methods.patchcore.model import local_features, patch_embedding, reweighted_scores
-from zsadbench.store import ResultStore
 from zsadbench.types import Batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -343,29 +339,3 @@ def test_user_errors_are_named():
         PatchCore(TINY, pretrained="none").setup().predict(Batch(image=smooth_images(1, 0), category="bottle"))
     with pytest.raises(MethodError, match="no images"):
         PatchCore(TINY, pretrained="none").fit(FitData("support", lambda **kw: iter(()), 0, "synthetic", "bottle", 1))
-
-
-def test_plugin_declaration_and_registry():
-    methods = registry.methods()
-    if "patchcore" not in methods:
-        methods.register("patchcore", PatchCore)
-    assert methods.get("patchcore") is PatchCore
-    assert PatchCore.settings == frozenset({"few-shot"}) and PatchCore.shots == (1, 2, 4)
-    assert PatchCore.random_init_overrides == {"backbone": "resnet18", "image_size": 128}
-
-
-def test_demo_configuration_runs_through_the_runner(tmp_path, monkeypatch):
-    monkeypatch.setenv("ZSADBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("ZSADBENCH_SYNTHETIC_SIZE", "small")
-    registry.reset()
-    out = tmp_path / "out"
-    code = main(["run", "--plugin", "zsadbench.methods.patchcore.method:PatchCore", "--method", "patchcore",
-                 "--datasets", "synthetic", "--shots", "1,2", "--pretrained", "none", "--eval-size", "64",
-                 "--out", str(out), "--no-table"])
-    assert code == 0
-    frame = ResultStore(out).to_frame()
-    assert len(frame) == 6 and (frame.status == "ok").all() and frame.random_init.all()
-    assert set(frame.shots) == {1, 2} and frame.category.nunique() == 3
-    assert frame.image_auroc.between(0, 1).all() and frame.pixel_auroc.between(0, 1).all()
-    ran = json.loads(frame.config_json.iloc[0])
-    assert (ran["backbone"], ran["image_size"]) == ("resnet18", 128)  # the demo configuration

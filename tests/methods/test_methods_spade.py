@@ -1,8 +1,7 @@
-"""SPADE: the image kNN and the per-layer pixel kNN against brute force, the plugin on a seeded ResNet-18 and one
-run through the runner."""
+"""SPADE: the image kNN and the per-layer pixel kNN against brute force, the plugin on a seeded ResNet-18 (the
+runner: test_methods_cnn_baselines.py)."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -11,14 +10,11 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 from scipy.spatial.distance import cdist
 
-from zsadbench import registry
-from zsadbench.cli.main import main
 from zsadbench.errors import ConfigError, MethodError, NotFittedError
 from zsadbench.method import FitData
 from zsadbench.methods.spade.config import SPADEConfig
 from zsadbench.methods.spade.method import SPADE
 from zsadbench.methods.spade.model import pixel_distances
-from zsadbench.store import ResultStore
 from zsadbench.types import Batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -123,28 +119,3 @@ def test_config_defaults_are_the_papers_and_errors_are_named():
         SPADE(TINY, pretrained="none").setup().predict(Batch(image=smooth_images(1, 0), category="bottle"))
     with pytest.raises(ConfigError, match="image_size"):
         fitted(smooth_images(1, 6)).predict(Batch(image=torch.rand(1, 3, 64, 64), category="bottle"))
-
-
-def test_plugin_declaration_and_registry():
-    methods = registry.methods()
-    if "spade" not in methods:
-        methods.register("spade", SPADE)
-    assert methods.get("spade") is SPADE
-    assert SPADE.settings == frozenset({"few-shot"}) and SPADE.shots == (1, 2, 4)
-    assert SPADE.default_pretrained == "tv_in1k"
-
-
-def test_demo_configuration_runs_through_the_runner(tmp_path, monkeypatch):
-    monkeypatch.setenv("ZSADBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("ZSADBENCH_SYNTHETIC_SIZE", "small")
-    registry.reset()
-    out = tmp_path / "out"
-    code = main(["run", "--plugin", "zsadbench.methods.spade.method:SPADE", "--method", "spade", "--datasets",
-                 "synthetic", "--shots", "1,2", "--pretrained", "none", "--eval-size", "64", "--out", str(out),
-                 "--no-table"])
-    assert code == 0
-    frame = ResultStore(out).to_frame()
-    assert len(frame) == 6 and (frame.status == "ok").all() and frame.random_init.all()
-    assert frame.image_auroc.between(0, 1).all() and frame.pixel_auroc.between(0, 1).all()
-    ran = json.loads(frame.config_json.iloc[0])
-    assert (ran["backbone"], ran["image_size"]) == ("resnet18", 128)
