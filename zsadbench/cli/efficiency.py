@@ -98,13 +98,13 @@ def execute(args: argparse.Namespace) -> int:
     from ..runner import RunConfig
     from ..store.files import atomic_write_bytes
     from .options import table_console
-    from .run import _device
+    from .options import resolve_device
 
     console = Console(stderr=True)
     load_plugins(args.plugin)
     for name in args.methods:
         registry.methods().get(name)
-    device = _device(args.device)
+    device = resolve_device(args.device)
     cuda = device.startswith("cuda")
     batch = args.batch or (32 if cuda else 8)
     config = RunConfig(methods=args.methods, datasets=(args.train_data,), pretrained=args.pretrained,

@@ -64,7 +64,7 @@ def execute(args: argparse.Namespace) -> int:
 
     from .. import registry
     from ..runner.predict import PredictConfig, predict_images
-    from .run import _device
+    from .options import resolve_device
 
     load_plugins(args.plugin)
     registry.methods().get(args.method)  # an unknown method is named before anything is loaded
@@ -77,7 +77,7 @@ def execute(args: argparse.Namespace) -> int:
         state=args.state,
         support=tuple(args.support),
         category=args.category,
-        device=_device(args.device),
+        device=resolve_device(args.device),
         precision=args.precision,
         batch_size=args.batch_size,
         **({"workers": args.workers} if args.workers else {}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import int_list, key_value, load_plugins, name_list, positive_int
+from .options import int_list, key_value, load_plugins, name_list, positive_int, resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,22 +136,6 @@ def _workers(args: argparse.Namespace) -> dict[str, int]:
     return {}
 
 
-def _device(name: str) -> str:
-    import torch
-
-    from ..errors import ConfigError
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"--device {name!r} is not a torch device (use cpu, cuda or cuda:N)") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return name
-
-
 def _executor_threads(args: argparse.Namespace) -> int | None:
     """Default torch threads: torch's own locally, the CPUs each task asks for on Ray."""
     if args.executor != "ray":
@@ -202,7 +186,7 @@ def execute(args: argparse.Namespace) -> int:
         pretrained=args.pretrained,
         data_root=args.data_root,
         out=args.out,
-        device=_device(args.device) if args.executor == "local" else args.device,
+        device=resolve_device(args.device) if args.executor == "local" else args.device,
         eval_size=args.eval_size,
         batch_size=args.batch_size,
         protocol=args.protocol,
