@@ -203,8 +203,7 @@ def test_markdown_and_text_state_the_device_and_the_marks():
 
 def test_latex_compiles_and_states_the_device(tmp_path):
     exe = shutil.which("pdflatex")
-    if exe is None:
-        pytest.skip("pdflatex is missing: bash scripts/install-test-deps")
+    assert exe, "pdflatex is missing: bash scripts/install-test-deps"
     tex = to_latex(report())
     assert r"\caption{Efficiency on AMD EPYC 7763, 2 CPUs (CPU, 2 torch threads), torch 2.4.0, fp32" in tex
     assert r"WinCLIP\_plus \& co" in tex and r"100\% of \$memory" in tex

@@ -7,32 +7,19 @@ import random
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from scipy.spatial.distance import mahalanobis
 
 from zsadbench.errors import ConfigError, MethodError
-from zsadbench.method import FitData
 from zsadbench.methods.padim.config import PaDiMConfig
 from zsadbench.methods.padim.method import PaDiM
 from zsadbench.methods.padim.model import Gaussians, channel_indices, stacked_embedding
 from zsadbench.types import Batch
 
+from cnn_helpers import smooth_images, support
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = PaDiMConfig(backbone="resnet18", image_size=96, n_features=100)
-
-
-def smooth_images(count: int, seed: int, size: int = 96) -> torch.Tensor:
-    low = torch.rand(count, 3, 6, 6, generator=torch.Generator().manual_seed(seed))
-    return F.interpolate(low, size=size, mode="bilinear", align_corners=False)
-
-
-def support(images: torch.Tensor, category: str = "bottle") -> FitData:
-    def batches(batch_size: int = 8, shuffle: bool = False, seed: int = 0):
-        for start in range(0, len(images), batch_size):
-            yield Batch(image=images[start : start + batch_size], category=category)
-
-    return FitData("support", batches, len(images), "synthetic", category, len(images))
 
 
 def fitted(images: torch.Tensor, **overrides) -> PaDiM:

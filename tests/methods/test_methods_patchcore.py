@@ -22,22 +22,11 @@ from zsadbench.methods.patchcore.method import PatchCore
 from zsadbench.methods.patchcore.model import local_features, patch_embedding, reweighted_scores
 from zsadbench.types import Batch
 
+from cnn_helpers import smooth_images, support
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = PatchCoreConfig(backbone="resnet18", image_size=96)
-
-
-def smooth_images(count: int, seed: int, size: int = 96) -> torch.Tensor:
-    low = torch.rand(count, 3, 6, 6, generator=torch.Generator().manual_seed(seed))
-    return F.interpolate(low, size=size, mode="bilinear", align_corners=False)
-
-
-def support(images: torch.Tensor, seed: int = 0, category: str = "bottle") -> FitData:
-    def batches(batch_size: int = 8, shuffle: bool = False, seed: int = 0):
-        for start in range(0, len(images), batch_size):
-            yield Batch(image=images[start : start + batch_size], category=category)
-
-    return FitData("support", batches, len(images), "synthetic", category, len(images), seed)
 
 
 def fitted(images: torch.Tensor, seed: int = 0, **overrides) -> PatchCore:

@@ -2,7 +2,6 @@
 runner: test_methods_cnn_baselines.py)."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -11,28 +10,16 @@ from scipy.ndimage import gaussian_filter
 from scipy.spatial.distance import cdist
 
 from zsadbench.errors import ConfigError, MethodError, NotFittedError
-from zsadbench.method import FitData
 from zsadbench.methods.spade.config import SPADEConfig
 from zsadbench.methods.spade.method import SPADE
 from zsadbench.methods.spade.model import pixel_distances
 from zsadbench.types import Batch
 
+from cnn_helpers import smooth_images, support
+
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = SPADEConfig(backbone="resnet18", image_size=96)
-
-
-def smooth_images(count: int, seed: int, size: int = 96) -> torch.Tensor:
-    low = torch.rand(count, 3, 6, 6, generator=torch.Generator().manual_seed(seed))
-    return F.interpolate(low, size=size, mode="bilinear", align_corners=False)
-
-
-def support(images: torch.Tensor, category: str = "bottle") -> FitData:
-    def batches(batch_size: int = 8, shuffle: bool = False, seed: int = 0):
-        for start in range(0, len(images), batch_size):
-            yield Batch(image=images[start : start + batch_size], category=category)
-
-    return FitData("support", batches, len(images), "synthetic", category, len(images))
 
 
 def fitted(images: torch.Tensor, **overrides) -> SPADE:

@@ -137,10 +137,7 @@ def test_mlflow_goes_to_the_tracking_uri_or_the_log_dir(tmp_path, data_root, fak
 
 
 def test_tensorboard_event_files_hold_every_metric(tmp_path, data_root):
-    try:
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    except ImportError:
-        pytest.skip("needs the tensorboard package: pip install tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # a test extra
     out = tmp_path / "out"
     assert toy_run(data_root, out, "--log", "tensorboard") == 0
     folders = sorted((out / "tensorboard").iterdir())
