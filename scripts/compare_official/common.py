@@ -94,3 +94,12 @@ def report(args: argparse.Namespace, theirs: dict[str, np.ndarray], mine: dict[s
     store(args.out, theirs, args.commit or official_commit(args.official), ours)
     print(table(differences(mine, theirs, ours.STAGES), theirs))
     print(f"official stages written to {args.out}")
+
+
+def report_variant(ours: ModuleType, theirs: dict[str, np.ndarray], images: torch.Tensor, what: str,
+                   **changes: object) -> None:
+    """Print the table of differences of zsadbench's side built with ``changes`` to ``ours.CONFIG`` (``what``
+    says what they are) against the official stages."""
+    variant = ours.build_ours(dataclasses.replace(ours.CONFIG, **changes))
+    print(f"\nwith {what}, for comparison:\n")
+    print(table(differences(ours.our_stages(variant, images), theirs, ours.STAGES), theirs))

@@ -17,7 +17,6 @@ checks zsadbench against without the official code.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
 import importlib.util
 import io
@@ -32,7 +31,7 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
 import faprompt_ours as ours
-from common import arguments, differences, report, table
+from common import arguments, report, report_variant
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "tests" / "reference_outputs" / "official" / "faprompt.npz"
@@ -231,9 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     theirs = official_stages(official, model, learner, images)
     mine = ours.our_stages(method, images)
     report(args, theirs, mine, ours)
-    exact = ours.build_ours(dataclasses.replace(ours.CONFIG, deep_prompt_cast="fp32"))
-    print('\nwith deep_prompt_cast="fp32" (the default: deep prompts not rounded), for comparison:\n')
-    print(table(differences(ours.our_stages(exact, images), theirs, ours.STAGES), theirs))
+    report_variant(ours, theirs, images, 'deep_prompt_cast="fp32" (the default: deep prompts not rounded)',
+                   deep_prompt_cast="fp32")
     return 0
 
 
