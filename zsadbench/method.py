@@ -197,7 +197,16 @@ class Method(ABC):
         self.fitted_ = True
 
     def weights_info(self) -> dict[str, Any]:
-        """Provenance of the backbone weights: at least ``tag``, ``sha256`` (or ``None``) and ``random``."""
+        """Provenance of the backbone weights: at least ``tag``, ``sha256`` (or ``None``) and ``random``.
+
+        Once set up, a method whose built backbone is ``self.model_.backbone`` or ``self.backbone_`` (a zsadbench
+        backbone, which keeps its weights record) reports that record: tag, path, sha256, random. Before that, or
+        for other methods, the tag asked for; override this when the weights are loaded another way.
+        """
+        backbone = getattr(getattr(self, "model_", None), "backbone", None) or getattr(self, "backbone_", None)
+        weights = getattr(backbone, "weights", None)
+        if weights is not None and hasattr(weights, "as_dict"):
+            return weights.as_dict()
         return {"tag": self.pretrained_tag, "sha256": None, "random": self.is_random_init}
 
     @classmethod

@@ -92,9 +92,3 @@ class AnomalyCLIP(Method):
         prompts.load_state_dict(state)
         self._text = None
         self.fitted_ = True
-
-    def weights_info(self) -> dict[str, Any]:
-        """The backbone's weights record (tag, path, sha256, random) once set up."""
-        if self.model_ is None:
-            return super().weights_info()
-        return self.model_.backbone.weights.as_dict()

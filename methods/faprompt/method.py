@@ -96,9 +96,3 @@ class FAPrompt(Method):
         learned.load_state_dict(state)
         self._free = None
         self.fitted_ = True
-
-    def weights_info(self) -> dict[str, Any]:
-        """The backbone's weights record (tag, path, sha256, random) once set up."""
-        if self.model_ is None:
-            return super().weights_info()
-        return self.model_.backbone.weights.as_dict()

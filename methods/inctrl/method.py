@@ -137,9 +137,3 @@ class InCTRL(Method):
             self.prompts_ = Prompts(patches, state["prompt.tokens"].to(device))
             self.prompt_shots_ = int(state["prompt.shots"])
         self.fitted_ = True
-
-    def weights_info(self) -> dict[str, Any]:
-        """The backbone's weights record (tag, path, sha256, random) once set up."""
-        if self.model_ is None:
-            return super().weights_info()
-        return self.model_.backbone.weights.as_dict()

@@ -144,12 +144,6 @@ class MPA(Method):
         self._text = None
         self.fitted_ = True
 
-    def weights_info(self) -> dict[str, Any]:
-        """The backbone's weights record (tag, path, sha256, random) once set up."""
-        if self.model_ is None:
-            return super().weights_info()
-        return self.model_.backbone.weights.as_dict()
-
 
 class MPAMA(MPA):
     """MPAMA: stage 1 (MPA), then the MoE adaptation of the visual projection with the text frozen."""

@@ -26,9 +26,3 @@ class CnnBaseline(Method):
         check_image_size(self.name, batch.image, self.config.image_size, "batch")
         scores, maps = self.model_(batch.image, self.precision)
         return Prediction(pred_score=scores.float().cpu(), anomaly_map=maps.float().cpu())
-
-    def weights_info(self) -> dict[str, Any]:
-        """The backbone's weights record (tag, path, sha256, random) once set up."""
-        if self.model_ is None:
-            return super().weights_info()
-        return self.model_.backbone.weights.as_dict()

@@ -181,9 +181,3 @@ class PromptAD(Method):
         head.freeze()
         self.head_ = head
         self.fitted_ = True
-
-    def weights_info(self) -> dict[str, Any]:
-        """The backbone's weights record (tag, path, sha256, random) once set up."""
-        if self.backbone_ is None:
-            return super().weights_info()
-        return self.backbone_.weights.as_dict()

@@ -125,9 +125,3 @@ class VAND(Method):
         adapters.load_state_dict({k[len(ADAPTERS):]: v for k, v in state.items() if k.startswith(ADAPTERS)})
         self.memory_ = {int(k[len(MEMORY):]): v.to(self.device) for k, v in memory.items()} or None
         self.fitted_ = True
-
-    def weights_info(self) -> dict[str, Any]:
-        """The backbone's weights record (tag, path, sha256, random) once set up."""
-        if self.model_ is None:
-            return super().weights_info()
-        return self.model_.backbone.weights.as_dict()

@@ -122,9 +122,3 @@ class VisualAD(Method):
         check_state(head.state_dict(), state, self.name)
         head.load_state_dict(state)
         self.fitted_ = True
-
-    def weights_info(self) -> dict[str, Any]:
-        """The backbone's weights record (tag, path, sha256, random) once set up."""
-        if self.model_ is None:
-            return super().weights_info()
-        return self.model_.backbone.weights.as_dict()

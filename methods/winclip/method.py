@@ -129,9 +129,3 @@ class WinCLIP(Method):
             model.reference_patches = patches.to(model.device)
             model.reference_windows = [w.to(model.device) for w in windows]
         self.fitted_ = True
-
-    def weights_info(self) -> dict[str, Any]:
-        """The backbone's weights record (tag, path, sha256, random) once set up."""
-        if self.model_ is None:
-            return super().weights_info()
-        return self.model_.backbone.weights.as_dict()

@@ -235,3 +235,14 @@ def test_config_enforces_its_declared_constraints(name):
     for rule in cross_checks(config_class):
         assert rule.holds(default) and rule.message.format(**values).startswith(rule.fields[0])
 
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_weights_provenance_is_the_built_backbones_record(name):
+    method = build(name)
+    before = method.weights_info()
+    assert before["tag"] == "none" and before["random"] is True and before["sha256"] is None
+    method.setup()
+    after = method.weights_info()
+    backbone = getattr(getattr(method, "model_", None), "backbone", None) or getattr(method, "backbone_", None)
+    assert after == backbone.weights.as_dict() and after["random"] is True
