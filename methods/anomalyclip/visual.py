@@ -47,7 +47,9 @@ def tower_features(
 ) -> TowerFeatures:
     """The frozen tower (through ``cache`` when given) on RGB images in ``[0, 1]``; float32, no gradient."""
     layers = [int(layer) for layer in layers]
-    taps = cached_taps(cache, backbone, backbone.normalize(images01), layers, vv_last=vv_last, precision=precision)
+    # CLS and V-V patches are all that is read: the last block's ordinary patch tokens are skipped
+    taps = cached_taps(cache, backbone, backbone.normalize(images01), layers, vv_last=vv_last, precision=precision,
+                       final_patches=vv_last == 0)
     position = {index: k for k, index in enumerate(taps.indices)}
     with torch.no_grad():
         patches = [backbone.post_norm(taps.patches[position[layer]].float()).float() for layer in layers]

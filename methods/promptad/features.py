@@ -68,8 +68,9 @@ def extract(
     official = memory_tap == "official"
     indices = [depth] if official else sorted(set(memory_layers) | {depth})
     attention_taps = tuple(sorted({layer + 1 for layer in memory_layers})) if official else ()
+    # the official memory reads attention taps, so the last block's ordinary patches are needed by nothing else
     taps = cached_taps(cache, backbone, normed, indices, vv_last=depth, precision=precision,
-                       attention_taps=attention_taps)
+                       attention_taps=attention_taps, final_patches=not official or depth in attention_taps)
     position = {layer: i for i, layer in enumerate(taps.indices)}
     last = taps.patches[position[depth]].float()
     patches = backbone.project(backbone.post_norm(last))

@@ -113,6 +113,19 @@ def test_cached_taps_equal_direct(tmp_path, tiny, images):
     assert cache.hits == 3 and cache.misses == 3
 
 
+
+def test_cached_taps_without_final_patches_have_their_own_key(tmp_path, tiny, images):
+    normalised = tiny.normalize(images)
+    direct = tiny.forward_intermediates(normalised, [1, 3], vv_last=1, final_patches=False)
+    cache = FeatureCache(tmp_path)
+    cached_taps(cache, tiny, normalised, [1, 3], vv_last=1)  # the whole pass, stored first
+    trimmed = cached_taps(cache, tiny, normalised, [1, 3], vv_last=1, final_patches=False)
+    assert cache.hits == 0 and cache.misses == 2 * len(images)  # not served from the whole pass's entries
+    assert trimmed.ordinary == [] and torch.equal(trimmed.cls, direct.cls)
+    assert all(torch.equal(a, b) for a, b in zip(trimmed.patches, direct.patches))
+    again = cached_taps(FeatureCache(tmp_path), tiny, normalised, [1, 3], vv_last=1, final_patches=False)
+    assert torch.equal(again.cls, direct.cls) and again.ordinary == []
+
 def test_memory_level_is_bounded(images):
     cache = FeatureCache(None, memory_bytes=3 * 4 * (1 + 12) + 1)  # room for 3 entries of (1 + 3*2*2) floats
     compute = Counter()

@@ -94,6 +94,28 @@ def test_vv_attention_equals_direct_recomputation(tiny, images):
         torch.testing.assert_close(got, expected[:, 1:], rtol=1e-5, atol=1e-5)
 
 
+
+def test_final_patches_false_skips_only_what_no_output_reads(tiny, images):
+    torch.manual_seed(3)
+    extra = torch.randn(2, 64) * 0.1
+    whole = tiny.forward_intermediates(images, [2, 3, 4], vv_last=2, extra_tokens=extra)
+    trimmed = tiny.forward_intermediates(images, [2, 3, 4], vv_last=2, extra_tokens=extra, final_patches=False)
+    # the V-V taps come from values the last block computes for every token either way: the same bits
+    assert all(torch.equal(a, b) for a, b in zip(whole.patches, trimmed.patches))
+    # CLS and the extra tokens: the same sums, only their matrix products run on fewer rows
+    torch.testing.assert_close(trimmed.cls, whole.cls, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(trimmed.extra, whole.extra, rtol=1e-5, atol=1e-6)
+    assert trimmed.final.shape == (2, 3, 64) and trimmed.num_prefix == 3
+    torch.testing.assert_close(trimmed.final, whole.final[:, :3], rtol=1e-5, atol=1e-6)
+    assert trimmed.ordinary == []
+    with pytest.raises(ConfigError, match="vv_last"):
+        tiny.forward_intermediates(images, [4], final_patches=False)
+    with pytest.raises(ConfigError, match="attention_taps"):
+        tiny.forward_intermediates(images, [4], vv_last=1, attention_taps=(4,), final_patches=False)
+    inside = tiny.forward_intermediates(images, [4], vv_last=1, attention_taps=(3,), final_patches=False)
+    torch.testing.assert_close(inside.attention[3],
+                               tiny.forward_intermediates(images, [4], vv_last=1, attention_taps=(3,)).attention[3])
+
 def test_vv_off_equals_plain(tiny, images):
     plain = tiny.forward_intermediates(images, [4])
     also_plain = tiny.forward_intermediates(images, [4], vv_last=0)

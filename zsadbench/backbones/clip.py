@@ -200,6 +200,7 @@ class ClipBackbone(NormalizingBackbone):
         project: bool = False,
         attention_taps: tuple[int, ...] | list[int] = (),
         deep_tokens: Sequence[torch.Tensor] = (),
+        final_patches: bool = True,
     ) -> Intermediates:
         """Tapped patch tokens of chosen blocks, plus the final CLS and extra tokens (see :class:`Intermediates`).
 
@@ -216,6 +217,11 @@ class ClipBackbone(NormalizingBackbone):
         ``ln_pre``, with no positional embedding; each later one overwrites them in the sequence entering its
         block; after the last they stay and go through the remaining blocks. They are returned as the extra
         tokens (``extra``, ``num_prefix``) and cannot be combined with ``extra_tokens``.
+        ``final_patches=False`` (needs ``vv_last`` >= 1) says the caller reads no ordinary-stream patch token of the
+        last block: V-V taps, CLS and extra tokens are all the last block's patches feed. That block then runs
+        its ordinary stream (attention output, MLP) for the tokens before the patches only, about three quarters
+        of a block less work; ``final`` holds those tokens, ``ordinary`` is empty, the V-V taps are the same bits,
+        and ``attention_taps`` cannot name the last block.
 
         AnomalyCLIP's ``DPAM_layer=20`` replaces the attention of the last 19 blocks: ``vv_last=19`` (its
         image feature is ``project(final[:, 0])``, without ``ln_post``). PromptAD's V-V path covers all
@@ -231,9 +237,17 @@ class ClipBackbone(NormalizingBackbone):
             raise ConfigError("pass extra_tokens or deep_tokens, not both: both take the places before CLS")
         num_extra = deep[0].shape[1] if deep else 0 if extra_tokens is None else extra_tokens.shape[-2]
         num_prefix = num_extra + 1
+        if not final_patches:
+            if vv_last < 1:
+                raise ConfigError("final_patches=False needs vv_last >= 1: without the V-V path the last block's "
+                                  "patch tokens are the taps")
+            if len(blocks) - 1 in attention_take:
+                raise ConfigError(f"attention_taps names the last block ({len(blocks)}), whose patch tokens "
+                                  "final_patches=False skips; keep final_patches=True")
         x = visual.ln_pre(self.embed_tokens(images, extra_tokens))
-        streams = run_blocks(x, blocks, take, vv_start, _block_with_vv, block_halves, attention_take, deep)
-        return collect(streams, take, num_extra, num_prefix, self._head(norm, project), vv_last)
+        streams = run_blocks(x, blocks, take, vv_start, _block_with_vv, block_halves, attention_take, deep,
+                             last_prefix=None if final_patches else num_prefix)
+        return collect(streams, take, num_extra, num_prefix, self._head(norm, project), vv_last, final_patches)
 
     def _head(self, norm: bool, project: bool):
         if project and not norm:
@@ -253,12 +267,14 @@ def block_halves(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch
     return mid, mid + block.ls_2(block.mlp(block.ln_2(mid)))
 
 
-def _block_with_vv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _block_with_vv(block: nn.Module, x: torch.Tensor,
+                   prefix: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One open_clip residual block on ``x``, plus the V-V attention increment computed from the same
     ``ln_1(x)``: returns ``(mid, block(x), ls_1(VV(ln_1(x))))`` with ``mid = x + ls_1(attn(ln_1(x)))`` the
     stream before the MLP. The block's attention is written out (one input projection, scaled dot-product
     attention, the output projection) so that the V-V path reuses its values instead of projecting
-    ``ln_1(x)`` a second time."""
+    ``ln_1(x)`` a second time. With ``prefix``, ``mid`` and ``block(x)`` are computed for the first ``prefix``
+    tokens only (their queries against every key); the values, and so the increment, still cover every token."""
     attn = block.attn
     if not isinstance(attn, nn.MultiheadAttention) or hasattr(block, "ln_1_kv") or not attn.batch_first:
         raise ConfigError(f"vv_last needs standard attention blocks; this model has {type(block).__name__}")
@@ -267,6 +283,8 @@ def _block_with_vv(block: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, tor
     heads = attn.num_heads
     qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)
     q, k, v = (t.reshape(batch, length, heads, width // heads).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+    if prefix is not None:
+        q, x, length = q[:, :, :prefix], x[:, :prefix], prefix
     attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, width)
     mid = x + block.ls_1(attn.out_proj(attended))
     x_out = mid + block.ls_2(block.mlp(block.ln_2(mid)))

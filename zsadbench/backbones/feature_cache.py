@@ -157,29 +157,34 @@ def cached_taps(
     project: bool = False,
     precision: str = "fp32",
     attention_taps: Sequence[int] = (),
+    final_patches: bool = True,
 ) -> Intermediates:
     """``backbone.forward_intermediates(images, indices, ...)`` of a frozen backbone, without gradients, in the
     run's ``precision``, through ``cache`` when one is given (no extra tokens: those are learnable, so nothing
     upstream of them is frozen). With a cache the result's ``final`` is ``None``: the whole final sequence is
     not stored. This is the one way methods read a frozen tower, in training and at test time alike.
-    ``attention_taps`` join the cache key only when given, so entries written without them keep their keys."""
+    ``attention_taps`` join the cache key only when given, and ``final_patches`` only when False, so entries
+    written without them keep their keys."""
     from .runtime import autocast
 
     def compute(subset: torch.Tensor) -> Intermediates:
         with torch.no_grad(), autocast(subset.device, precision):  # type: ignore[arg-type]
+            trim = {} if final_patches else {"final_patches": False}
             return backbone.forward_intermediates(subset, indices, vv_last=vv_last, norm=norm, project=project,
-                                                  attention_taps=attention_taps)
+                                                  attention_taps=attention_taps, **trim)
 
     if cache is None:
         return compute(images)
 
     def flat(subset: torch.Tensor) -> dict[str, torch.Tensor]:
         out = compute(subset)
-        plain = {} if vv_last == 0 else {f"ordinary.{i}": p for i, p in zip(out.indices, out.ordinary)}
+        plain = {} if vv_last == 0 or not final_patches else {f"ordinary.{i}": p for i, p in zip(out.indices, out.ordinary)}
         attention = {f"attention.{i}": t for i, t in out.attention.items()}
         return {"cls": out.cls, **{f"patches.{i}": p for i, p in zip(out.indices, out.patches)}, **plain, **attention}
 
     extra_flags = {"attention_taps": sorted(set(int(i) for i in attention_taps))} if attention_taps else {}
+    if not final_patches:
+        extra_flags["final_patches"] = False
     namespace = backbone_namespace(backbone, indices, vv_last=vv_last, norm=norm, project=project, precision=precision,
                                    **extra_flags)
     found = cache.batch(images, namespace, flat)
@@ -189,7 +194,7 @@ def cached_taps(
     return Intermediates(
         indices=tuple(taken),
         patches=patches,
-        ordinary=patches if vv_last == 0 else [found[f"ordinary.{i}"] for i in taken],
+        ordinary=patches if vv_last == 0 else [found[f"ordinary.{i}"] for i in taken] if final_patches else [],
         cls=found["cls"],
         extra=None,
         final=None,

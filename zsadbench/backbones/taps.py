@@ -26,12 +26,14 @@ class Intermediates:
       registers, extra tokens) removed, ``N = grid_h * grid_w`` in row-major order. For a block among the
       last ``vv_last`` it is the V-V stream, otherwise the ordinary residual stream (the block's output).
     - ``ordinary``: the same taps from the ordinary stream (PromptAD's memory bank reads these beside the
-      V-V patches); the very tensors of ``patches`` when ``vv_last`` is 0.
+      V-V patches); the very tensors of ``patches`` when ``vv_last`` is 0; empty when the call was made with
+      ``final_patches=False``.
     - ``cls``: ``[B, C]``, the CLS token after the last block, from the ordinary stream.
     - ``extra``: ``[B, T, C]``, the inserted extra tokens after the last block (ordinary stream), or ``None``.
     - ``final``: ``[B, T + P + N, width]``, the whole ordinary-stream sequence after the last block, raw (no
       final norm, no projection), laid out ``[extra_1..extra_T, CLS, registers, patches]`` with
-      ``P = num_prefix - T`` special tokens of the backbone itself; ``None`` when read from a feature cache.
+      ``P = num_prefix - T`` special tokens of the backbone itself (only those ``T + P`` tokens with
+      ``final_patches=False``); ``None`` when read from a feature cache.
     - ``num_prefix``: number of tokens before the first patch in ``final`` (``T + P``).
     - ``attention``: ``{block: [B, N, C]}`` for each 1-based block of ``attention_taps``: the ordinary residual
       stream after that block's attention residual and before its MLP (``x + ls_1(attn(ln_1(x)))`` with ``x``
@@ -127,9 +129,10 @@ def vv_attention_from_values(v: torch.Tensor, out_proj: nn.Module) -> torch.Tens
 #: ``halves(block, x)`` → ``(mid, block(x))``: the block run as its two residual halves, ``mid`` the stream after
 #: the attention residual (before the MLP); the output must equal ``block(x)`` bit for bit.
 BlockHalves = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-#: ``block_with_vv(block, x)`` → ``(mid, block(x), increment)``: ``mid`` as for :data:`BlockHalves`, plus the
-#: V-V increment computed from the same normed input.
-VVBlock = Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+#: ``block_with_vv(block, x[, prefix])`` → ``(mid, block(x), increment)``: ``mid`` as for :data:`BlockHalves`, plus
+#: the V-V increment computed from the same normed input; with ``prefix``, ``mid`` and ``block(x)`` cover the first
+#: ``prefix`` tokens only (the increment still covers every token).
+VVBlock = Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -153,6 +156,7 @@ def run_blocks(
     halves: BlockHalves,
     attention_take: Sequence[int] = (),
     deep_tokens: Sequence[torch.Tensor] = (),
+    last_prefix: int | None = None,
 ) -> Streams:
     """Run ``blocks`` on ``x``, tapping after the 0-based blocks in ``take`` and inside those in ``attention_take``.
 
@@ -160,7 +164,8 @@ def run_blocks(
     block's input) accumulates the increments; ``taps`` there come from ``x_vv``. Before ``vv_start`` a block in
     ``attention_take`` runs as its two ``halves``, any other as ``block(x)``. ``deep_tokens`` (``[B, T, C]``
     each, from :func:`check_deep_tokens`) enter the ordinary stream: the first is put in front of ``x`` before
-    block 0, each later one overwrites those ``T`` positions before its block.
+    block 0, each later one overwrites those ``T`` positions before its block. With ``last_prefix`` (for a V-V
+    last block) the last block's ordinary stream is computed for its first ``last_prefix`` tokens only.
     """
     x_vv: torch.Tensor | None = None
     taps: list[torch.Tensor] = []
@@ -172,7 +177,8 @@ def run_blocks(
             x = torch.cat([deep_tokens[i].to(x.dtype), kept], dim=1)
         if i >= vv_start:
             x_in = x
-            mid, x, delta = block_with_vv(block, x_in)
+            trimmed = last_prefix is not None and i == len(blocks) - 1
+            mid, x, delta = block_with_vv(block, x_in, last_prefix) if trimmed else block_with_vv(block, x_in)
             x_vv = (x_in if x_vv is None else x_vv) + delta
         elif i in attention_take:
             mid, x = halves(block, x)
@@ -193,15 +199,17 @@ def collect(
     num_prefix: int,
     head: Callable[[torch.Tensor], torch.Tensor],
     vv_last: int,
+    final_patches: bool = True,
 ) -> Intermediates:
     """The :class:`Intermediates` of one pass of :func:`run_blocks`: special tokens stripped from the taps,
-    ``head`` (final norm and/or projection) applied to every returned token."""
+    ``head`` (final norm and/or projection) applied to every returned token; ``ordinary`` left empty when the
+    pass skipped the last block's ordinary patch tokens (``final_patches`` False)."""
     x = streams.x
     patches = [head(t[:, num_prefix:]) for t in streams.taps]
     return Intermediates(
         indices=tuple(i + 1 for i in take),
         patches=patches,
-        ordinary=patches if vv_last == 0 else [head(t[:, num_prefix:]) for t in streams.ordinary],
+        ordinary=patches if vv_last == 0 else [head(t[:, num_prefix:]) for t in streams.ordinary] if final_patches else [],
         cls=head(x[:, num_extra]),
         extra=head(x[:, :num_extra]) if num_extra else None,
         final=x,
