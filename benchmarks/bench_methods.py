@@ -2,7 +2,7 @@
 
 For each method: images/s of ``Method.predict`` (under ``torch.inference_mode``, as the runner calls it) and
 images/s of the plain full forward of the very image-tower module the method built (open_clip's
-``VisionTransformer.forward`` for CLIP, the timm model for DINOv2, after the backbone's normalisation), at the
+``VisionTransformer.forward`` for CLIP, the timm model for DINOv2 and the CNN baselines (their feature network, cut after the last stage the method reads), after the backbone's normalisation), at the
 method's input size, batch and precision (fp32, or bf16 autocast). The two sides run alternately, one call each
 per repeat with the order swapped every repeat, after warm-up calls, so machine load hits both alike; the
 reported rate is the batch over the fastest call of each side (on a shared machine other jobs only ever add
@@ -46,7 +46,8 @@ from zsadbench.method import FitData, Method, fit_kind
 from zsadbench.registry import methods
 from zsadbench.types import Batch
 
-BUILTINS = ("winclip", "visualad", "promptad", "finegrainedad", "anomalyclip", "mpa", "mpama")
+BUILTINS = ("winclip", "visualad", "promptad", "finegrainedad", "anomalyclip", "mpa", "mpama", "vand", "adaclip",
+            "faprompt", "inctrl", "patchcore", "padim", "spade")
 DATASET, CATEGORY = "synthetic", "nut"  # a category with shipped FineGrainedAD captions
 EPOCH_FIELDS = ("epochs", "stage2_epochs", "epochs_seg", "epochs_cls")
 
@@ -122,7 +123,8 @@ def method_backbone(method: Method) -> torch.nn.Module:
 
 
 def plain_tower(backbone: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The backbone's plain image-tower forward on ``[0, 1]`` images: the open_clip visual tower or the timm model."""
+    """The backbone's plain image-tower forward on ``[0, 1]`` images: the open_clip visual tower, or the timm model
+    (DINOv2, or a CNN's feature network cut after the last stage its method reads)."""
     module = backbone.visual if hasattr(backbone, "visual") else backbone.model
     return lambda images: module(backbone.normalize(images))
 
@@ -154,10 +156,11 @@ def winclip_tower(method: Method, images: torch.Tensor) -> Callable[[torch.Tenso
 @contextlib.contextmanager
 def backbone_clock(backbone: torch.nn.Module, device: str) -> Iterator[list[float]]:
     """Meanwhile, add the wall time of every call to the backbone's tower entry points (``forward_intermediates``,
-    and the CLIP visual transformer that WinCLIP calls directly) to the yielded one-item list."""
+    or ``forward`` for a CNN, and the CLIP visual transformer that WinCLIP calls directly) to the yielded one-item
+    list."""
     spent = [0.0]
     depth = [0]
-    targets = [(backbone, "forward_intermediates")]
+    targets = [(backbone, "forward_intermediates" if hasattr(backbone, "forward_intermediates") else "forward")]
     if hasattr(backbone, "visual"):
         targets.append((backbone.visual.transformer, "forward"))
 

@@ -63,12 +63,22 @@ class MPAModel(FrozenBackboneModel):
             routed = self.moe(preprojection)
             return [self._pool(routed.tokens, p) for p in levels], routed.counts.unsqueeze(0), routed.balance
         outputs, counts, balance = [], [], zero
+        # Without gradients the experts run once on the patch tokens and their outputs are pooled per level:
+        # AGG_p is a linear average, so AGG_p(x) @ W = AGG_p(x @ W) (the same up to float rounding).
+        shared = None if torch.is_grad_enabled() else self.moe.expert_outputs(preprojection)
         for p in levels:
-            routed = self.moe(perception_pool(preprojection.float(), self.grid, p, self.cfg.pool_padding))
+            pooled = perception_pool(preprojection.float(), self.grid, p, self.cfg.pool_padding)
+            routed = self.moe(pooled, None if shared is None else self._pool_experts(shared, p))
             outputs.append(routed.tokens)
             counts.append(routed.counts)
             balance = balance + routed.balance / len(levels)
         return outputs, torch.stack(counts), balance
+
+    def _pool_experts(self, outputs: torch.Tensor, p: int) -> torch.Tensor:
+        """AGG_p of expert outputs ``[B, N, E, D]``, every expert's channels pooled alike."""
+        batch, count, experts, dim = outputs.shape
+        pooled = perception_pool(outputs.reshape(batch, count, experts * dim), self.grid, p, self.cfg.pool_padding)
+        return pooled.reshape(batch, count, experts, dim)
 
     def level_maps(self, tokens: list[torch.Tensor], local_text: torch.Tensor) -> list[torch.Tensor]:
         """One ``[B, 2, h, w]`` probability map per level (normal, anomaly) on the patch grid."""

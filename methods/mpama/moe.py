@@ -93,9 +93,12 @@ class MoEProjection(nn.Module):
                 outputs.append(x.new_zeros(*x.shape[:-1], self.frozen.shape[1]))
         return torch.stack(outputs, dim=-2)
 
-    def forward(self, x: torch.Tensor) -> RoutedTokens:
+    def forward(self, x: torch.Tensor, outputs: torch.Tensor | None = None) -> RoutedTokens:
+        """Route ``[..., W]`` tokens; ``outputs`` (``[..., E, D]``) are their expert outputs when the caller has
+        them already (computed here otherwise)."""
         gates, chosen, probs = self.gates(x)
-        tokens = (gates.unsqueeze(-1) * self.expert_outputs(x)).sum(dim=-2)
+        outputs = self.expert_outputs(x) if outputs is None else outputs
+        tokens = (gates.unsqueeze(-1) * outputs).sum(dim=-2)
         counts = torch.bincount(chosen.reshape(-1), minlength=self.experts)
         share = counts.float() / max(1, chosen.numel())
         balance = self.experts * (share * probs.reshape(-1, self.experts).mean(dim=0)).sum()

@@ -243,3 +243,27 @@ def test_pre_aggregation_routes_each_levels_pooled_tokens_and_post_routes_the_ra
         torch.testing.assert_close(got, want)
     if routing == "pre":  # levels above 1 really are pooled
         assert not torch.allclose(seen[-1], tokens)
+
+
+@pytest.mark.parametrize("padding", ["valid", "replicate", "zero"])
+def test_pre_routing_without_gradients_pools_the_expert_outputs_and_matches_the_per_level_experts(padding):
+    cfg = MPAMAConfig(**TINY["mpama"], routing="pre", pool_padding=padding)
+    model = MPAMA(cfg, pretrained="none").setup().model_
+    model.moe = build_moe(model, cfg, 5, seed=0)
+    with torch.no_grad():  # the learnable experts made to differ from the frozen one
+        model.moe.learnable.add_(0.05 * torch.randn(model.moe.learnable.shape, generator=torch.Generator().manual_seed(1)))
+    h, w = model.grid
+    tokens = torch.randn(2, h * w, model.backbone.visual.proj.shape[0], generator=torch.Generator().manual_seed(0))
+    calls = []
+    expert_outputs = model.moe.expert_outputs
+    model.moe.expert_outputs = lambda x: calls.append(x.shape) or expert_outputs(x)
+    per_level, per_level_counts, per_level_balance = model.level_tokens(tokens)  # gradients on: experts per level
+    assert len(calls) == len(cfg.perceptions)
+    calls.clear()
+    with torch.no_grad():
+        shared, counts, balance = model.level_tokens(tokens)
+    assert len(calls) == 1  # once, on the patch tokens
+    assert torch.equal(counts, per_level_counts)  # routing reads the pooled tokens, unchanged
+    torch.testing.assert_close(balance, per_level_balance.detach())
+    for got, want in zip(shared, per_level):
+        torch.testing.assert_close(got, want.detach(), rtol=1e-5, atol=1e-6)
