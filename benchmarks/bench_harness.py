@@ -32,21 +32,25 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image
+from zsadbench.machine import shorten_openmp_spin
 
-from zsadbench import registry
-from zsadbench.cli.main import main
-from zsadbench.config import MethodConfig
-from zsadbench.maps import smooth
-from zsadbench.method import Method
-from zsadbench.runner.loading import ImageSet
-from zsadbench.runner.plan import default_workers
-from zsadbench.store import ResultStore
-from zsadbench.store.artifacts import stored_levels, unpack_masks
-from zsadbench.types import Batch, Prediction
+shorten_openmp_spin()  # as the CLI does before anything starts OpenMP
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from zsadbench import registry  # noqa: E402
+from zsadbench.cli.main import main  # noqa: E402
+from zsadbench.config import MethodConfig  # noqa: E402
+from zsadbench.maps import smooth  # noqa: E402
+from zsadbench.method import Method  # noqa: E402
+from zsadbench.runner.loading import ImageSet  # noqa: E402
+from zsadbench.runner.plan import default_workers  # noqa: E402
+from zsadbench.store import ResultStore  # noqa: E402
+from zsadbench.store.artifacts import stored_levels, unpack_masks  # noqa: E402
+from zsadbench.types import Batch, Prediction  # noqa: E402
 
 CATEGORIES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill", "screw",
               "tile", "toothbrush", "transistor", "wood", "zipper")
@@ -75,8 +79,7 @@ class NullMethod(Method):
         return self
 
     def predict(self, batch: Batch) -> Prediction:
-        grey = batch.image.mean(dim=1, keepdim=True)
-        pooled = F.adaptive_avg_pool2d(grey, self.config.grid)
+        pooled = F.adaptive_avg_pool2d(batch.image, self.config.grid).mean(dim=1, keepdim=True)  # the grey level
         pooled = (pooled - pooled.mean(dim=(2, 3), keepdim=True)).abs()
         if self.config.sigma > 0:
             size = self.config.image_size

@@ -10,7 +10,9 @@ time, so the fastest alternated calls are the least disturbed; ``--json`` keeps 
 more than one plain tower pass, so everything outside the tower (text features, heads, maps, smoothing, and the
 V-V attention stream of the methods that add one) costs the rest. ``in tower`` splits that rest: the share of
 ``predict``'s wall time spent inside the backbone's own forward passes (``forward_intermediates`` with the
-method's taps, V-V stream and extra tokens; the visual transformer for WinCLIP), clocked during the fastest timed call.
+method's taps, V-V stream and extra tokens; the visual transformer for WinCLIP; a CNN's ``forward``), clocked
+during the fastest timed call; ``in text tower`` is the share spent in the text tower (FAPrompt's and AdaCLIP's
+prompts depend on the image, so they run it for every batch; the other methods encode their prompts once).
 
 WinCLIP runs its tower over many windows by design, so its reference is the tower over the same window set it
 evaluates: one plain full pass plus ``ln_pre`` → transformer → ``ln_post`` → projection over the CLS-plus-window
@@ -41,7 +43,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from zsadbench.backbones import autocast
+from zsadbench.backbones import PromptTextEncoder, autocast
 from zsadbench.method import FitData, Method, fit_kind
 from zsadbench.registry import methods
 from zsadbench.types import Batch
@@ -64,6 +66,7 @@ class Row:
     predict_ips: float
     tower_ips: float
     in_tower: float  # share of the fastest predict call's wall time spent inside the backbone's forward passes
+    in_text: float  # the same for its text tower
     predict_s: list[float]
     tower_s: list[float]
 
@@ -153,16 +156,28 @@ def winclip_tower(method: Method, images: torch.Tensor) -> Callable[[torch.Tenso
     return run
 
 
-@contextlib.contextmanager
-def backbone_clock(backbone: torch.nn.Module, device: str) -> Iterator[list[float]]:
-    """Meanwhile, add the wall time of every call to the backbone's tower entry points (``forward_intermediates``,
-    or ``forward`` for a CNN, and the CLIP visual transformer that WinCLIP calls directly) to the yielded one-item
-    list."""
-    spent = [0.0]
-    depth = [0]
-    targets = [(backbone, "forward_intermediates" if hasattr(backbone, "forward_intermediates") else "forward")]
+def tower_entry_points(backbone: torch.nn.Module) -> list[tuple[object, str]]:
+    """The image tower's entry points a method calls: ``forward_intermediates`` (``forward`` for a CNN), and the
+    CLIP visual transformer that WinCLIP calls directly."""
+    targets: list[tuple[object, str]] = [
+        (backbone, "forward_intermediates" if hasattr(backbone, "forward_intermediates") else "forward")]
     if hasattr(backbone, "visual"):
         targets.append((backbone.visual.transformer, "forward"))
+    return targets
+
+
+def text_entry_points(backbone: torch.nn.Module) -> list[tuple[object, str]]:
+    """The text tower's entry points: prompt embeddings through :class:`PromptTextEncoder`, token ids through
+    ``encode_text`` (CLIP backbones only)."""
+    return [(PromptTextEncoder, "encode"), (backbone, "encode_text")] if hasattr(backbone, "encode_text") else []
+
+
+@contextlib.contextmanager
+def clock(targets: list[tuple[object, str]], device: str) -> Iterator[list[float]]:
+    """Meanwhile, add the wall time of every outermost call to the ``(owner, attribute)`` callables ``targets`` to
+    the yielded one-item list."""
+    spent = [0.0]
+    depth = [0]
 
     def wrap(fn: Callable) -> Callable:
         def timed(*args, **kwargs):
@@ -177,13 +192,17 @@ def backbone_clock(backbone: torch.nn.Module, device: str) -> Iterator[list[floa
                     spent[0] += time.perf_counter() - start
         return timed
 
-    for owner, attr in targets:
+    own = [(owner, attr, vars(owner).get(attr)) for owner, attr in targets]
+    for owner, attr, _ in own:
         setattr(owner, attr, wrap(getattr(owner, attr)))
     try:
         yield spent
     finally:
-        for owner, attr in targets:
-            delattr(owner, attr)
+        for owner, attr, original in own:
+            if original is None:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, original)
 
 
 def alternate(sides: list[Callable[[], object]], device: str, warmup: int, repeats: int) -> list[list[float]]:
@@ -211,13 +230,13 @@ def measure(name: str, method: Method, batch: int, args: argparse.Namespace) -> 
     if name == "winclip":
         towers = {name: winclip_tower(method, images), f"{name} (single pass)": towers[name]}
 
-    inside: list[float] = []
+    inside: list[tuple[float, float]] = []
 
     def predict() -> None:
-        before = spent[0]
+        before = spent[0], text[0]
         with torch.inference_mode():
             method.predict(request)
-        inside.append(spent[0] - before)
+        inside.append((spent[0] - before[0], text[0] - before[1]))
 
     def tower_side(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], None]:
         def run() -> None:
@@ -225,21 +244,24 @@ def measure(name: str, method: Method, batch: int, args: argparse.Namespace) -> 
                 fn(images)
         return run
 
-    with backbone_clock(backbone, args.device) as spent:
+    with clock(tower_entry_points(backbone), args.device) as spent, \
+            clock(text_entry_points(backbone), args.device) as text:
         times = alternate([predict, *map(tower_side, towers.values())], args.device, args.warmup, args.repeats)
     fastest = min(range(args.repeats), key=times[0].__getitem__)
-    share = inside[args.warmup + fastest] / times[0][fastest]
-    return [Row(label, backbone.name, size, batch, args.precision, batch / min(times[0]), batch / min(t), share,
-                times[0], t) for label, t in zip(towers, times[1:])]
+    visual, texts = (part / times[0][fastest] for part in inside[args.warmup + fastest])
+    return [Row(label, backbone.name, size, batch, args.precision, batch / min(times[0]), batch / min(t), visual,
+                texts, times[0], t) for label, t in zip(towers, times[1:])]
 
 
 def table(rows: list[Row]) -> str:
     """The Markdown table of ``rows``."""
-    lines = ["| method | backbone | input | batch | precision | predict img/s | tower img/s | ratio | in tower |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | backbone | input | batch | precision | predict img/s | tower img/s | ratio | in tower "
+             "| in text tower |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.method} | {r.backbone} | {r.input_size} | {r.batch} | {r.precision} | "
-                     f"{r.predict_ips:.2f} | {r.tower_ips:.2f} | {r.ratio:.2f} | {100 * r.in_tower:.0f} % |")
+                     f"{r.predict_ips:.2f} | {r.tower_ips:.2f} | {r.ratio:.2f} | {100 * r.in_tower:.0f} % | "
+                     f"{100 * r.in_text:.0f} % |")
     return "\n".join(lines)
 
 

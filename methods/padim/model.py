@@ -30,10 +30,18 @@ def channel_indices(total: int, count: int, seed: int) -> torch.Tensor:
 
 def stacked_embedding(maps: list[torch.Tensor], channels: torch.Tensor) -> torch.Tensor:
     """``[B, len(channels), h, w]``: the maps resized (nearest) to the first one's grid, concatenated in order,
-    then the chosen channels."""
+    then the chosen channels. Each map's chosen channels are taken before resizing (a nearest resize copies
+    values, so this is the same tensor), which leaves most of the deeper maps unresized."""
     grid = maps[0].shape[-2:]
-    parts = [m if m.shape[-2:] == grid else F.interpolate(m, size=grid, mode="nearest") for m in maps]
-    return torch.cat(parts, dim=1).index_select(1, channels.to(maps[0].device))
+    channels = channels.to(maps[0].device)
+    out = maps[0].new_empty((maps[0].shape[0], channels.numel(), *grid))
+    start = 0
+    for m in maps:
+        chosen = ((channels >= start) & (channels < start + m.shape[1])).nonzero()[:, 0]
+        part = m.index_select(1, channels[chosen] - start)
+        out[:, chosen] = part if m.shape[-2:] == grid else F.interpolate(part, size=grid, mode="nearest")
+        start += m.shape[1]
+    return out
 
 
 @dataclass

@@ -108,6 +108,11 @@ def test_final_patches_false_skips_only_what_no_output_reads(tiny, images):
     assert trimmed.final.shape == (2, 3, 64) and trimmed.num_prefix == 3
     torch.testing.assert_close(trimmed.final, whole.final[:, :3], rtol=1e-5, atol=1e-6)
     assert trimmed.ordinary == []
+    # an image's CLS is the same bits whatever else its batch holds
+    alone = [tiny.forward_intermediates(images[i : i + 1], [2, 3, 4], vv_last=2, extra_tokens=extra,
+                                        final_patches=False) for i in range(len(images))]
+    assert torch.equal(torch.cat([a.cls for a in alone]), trimmed.cls)
+    assert torch.equal(torch.cat([a.extra for a in alone]), trimmed.extra)
     with pytest.raises(ConfigError, match="vv_last"):
         tiny.forward_intermediates(images, [4], final_patches=False)
     with pytest.raises(ConfigError, match="attention_taps"):

@@ -194,6 +194,59 @@ def test_the_storing_thread_runs_jobs_in_order_and_hands_back_their_errors():
             writer.drain()
 
 
+
+def test_the_storing_thread_shares_the_cpus_while_cells_compute_and_takes_them_all_while_the_run_waits(monkeypatch):
+    import threading
+
+    import numba
+
+    from zsadbench.runner import execute
+
+    monkeypatch.setattr(execute, "available_cpus", lambda: 4)
+    seen, release = [], threading.Event()
+    with execute.BackgroundWriter(depth=4) as writer:
+        writer.submit(lambda: seen.append(numba.get_num_threads()))
+        writer.submit(release.wait, 30)  # holds the thread until the run waits in drain()
+        writer.submit(lambda: seen.append(numba.get_num_threads()))
+
+        def once_waiting():
+            while not writer._waiting:
+                threading.Event().wait(0.01)
+            release.set()
+
+        helper = threading.Thread(target=once_waiting)
+        helper.start()
+        writer.drain()
+        helper.join()
+    cap = numba.config.NUMBA_NUM_THREADS
+    assert seen == [1, min(4, cap)]  # a quarter of 4 CPUs, then all of them
+
+
+def test_a_fit_group_computes_while_the_one_before_is_stored(data_root, tmp_path, monkeypatch):
+    import threading
+
+    from zsadbench.runner import execute
+
+    groups, second_started, waited = [], threading.Event(), []
+    compute_group, store_outcome = execute.compute_group, execute.store_outcome
+
+    def counting(plan, group, *args, **kwargs):
+        groups.append(group)
+        if len(groups) == 2:
+            second_started.set()
+        yield from compute_group(plan, group, *args, **kwargs)
+
+    def storing(*args):
+        if not waited:  # the first cell is stored only once the next fit group is computing
+            waited.append(second_started.wait(20))
+        store_outcome(*args)
+
+    monkeypatch.setattr(execute, "compute_group", counting)
+    monkeypatch.setattr(execute, "store_outcome", storing)
+    assert toy(data_root, tmp_path / "out", "--shots", "1") == 0
+    assert len(groups) >= 2 and waited == [True]
+    assert len([r for r in ResultStore(tmp_path / "out").rows() if r.status == "ok"]) == len(groups)
+
 def test_rescore_names_a_damaged_artifact_and_rescores_the_others(data_root, tmp_path, capsys):
     out = tmp_path / "out"
     assert toy(data_root, out, "--eval-size", "48") == 0

@@ -283,9 +283,23 @@ def _block_with_vv(block: nn.Module, x: torch.Tensor,
     heads = attn.num_heads
     qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)
     q, k, v = (t.reshape(batch, length, heads, width // heads).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
-    if prefix is not None:
-        q, x, length = q[:, :, :prefix], x[:, :prefix], prefix
-    attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, width)
-    mid = x + block.ls_1(attn.out_proj(attended))
-    x_out = mid + block.ls_2(block.mlp(block.ln_2(mid)))
-    return mid, x_out, block.ls_1(vv_attention_from_values(v, attn.out_proj))
+    increment = block.ls_1(vv_attention_from_values(v, attn.out_proj))
+    if prefix is None:
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, width)
+        mid = x + block.ls_1(attn.out_proj(attended))
+        return mid, mid + block.ls_2(block.mlp(block.ln_2(mid))), increment
+    # So few queries take other paths through the fused attention and BLAS kernels, and there the last bits of a
+    # row depend on how many rows the batch holds; one image at a time, they do not depend on the batch.
+    rows = [_prefix_rows(block, x[b, :prefix], q[b, :, :prefix], k[b], v[b]) for b in range(batch)]
+    mid, out = (torch.stack(parts) for parts in zip(*rows))
+    return mid, out, increment
+
+
+def _prefix_rows(block: nn.Module, x: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
+                 v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image's first ``P`` tokens through ``block`` (``mid``, ``out``, each ``[P, C]``), from their input ``x``
+    ``[P, C]``, their queries ``q`` ``[heads, P, d]`` and every token's keys and values ``[heads, L, d]``."""
+    heads, count, dim = q.shape
+    weights = torch.softmax((q @ k.transpose(-2, -1)) * dim**-0.5, dim=-1)
+    mid = x + block.ls_1(block.attn.out_proj((weights @ v).transpose(0, 1).reshape(count, heads * dim)))
+    return mid, mid + block.ls_2(block.mlp(block.ln_2(mid)))

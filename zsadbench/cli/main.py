@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import ZsadError
+from ..machine import shorten_openmp_spin
 from ..registry import DISABLE_ENV, OWN_DIST
 from .options import apply_int_ranges
 from .sweep import expand_config
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     With ``--debug`` errors propagate, so Python prints their traceback.
     """
+    shorten_openmp_spin()
     parser = build_parser()
     console = Console(stderr=True)
     try:

@@ -71,30 +71,47 @@ def execute_plan(plan: Plan, display: RunDisplay | None = None) -> RunSummary:
                     pending.remove(outcome.cell)
                     writer.submit(store_outcome, plan, store, outcome, summary, display, logger)
             finally:
-                writer.drain()
-                for cell in pending:
-                    store.release(cell.cell_id)
+                # The next group's cells compute while this group's are stored; only an interrupted group waits
+                # for its computed cells to be stored before giving back the leases of the rest.
+                if pending:
+                    writer.drain()
+                    for cell in pending:
+                        store.release(cell.cell_id)
     return summary
 
 
 class BackgroundWriter:
     """Runs store jobs in order on one thread, at most ``depth`` behind; a job's error is raised by the next
-    :meth:`submit` or by :meth:`drain`."""
+    :meth:`submit` or by :meth:`drain`. A job's metric kernels get a quarter of the CPUs while the run computes
+    beside it, and every CPU once the run only waits for the stores (:meth:`drain`). The metrics are the same bits
+    for any thread count."""
 
     def __init__(self, depth: int = 2) -> None:
         self.depth = depth
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="zsadbench-store", initializer=_share_cores)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="zsadbench-store")
         self._pending: deque[Future] = deque()
+        self._waiting = False
 
     def submit(self, job: Callable[..., Any], *args: Any) -> None:
-        self._pending.append(self._pool.submit(job, *args))
+        self._pending.append(self._pool.submit(self._run, job, *args))
         while len(self._pending) > self.depth:
             self._pending.popleft().result()
 
+    def _run(self, job: Callable[..., Any], *args: Any) -> Any:
+        import numba
+
+        share = available_cpus() if self._waiting else available_cpus() // 4
+        numba.set_num_threads(max(1, min(share, numba.config.NUMBA_NUM_THREADS)))
+        return job(*args)
+
     def drain(self) -> None:
         """Wait for every submitted job."""
-        while self._pending:
-            self._pending.popleft().result()
+        self._waiting = True
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._waiting = False
 
     def __enter__(self) -> "BackgroundWriter":
         return self
@@ -104,15 +121,6 @@ class BackgroundWriter:
             self.drain()
         finally:
             self._pool.shutdown(wait=True)
-
-
-def _share_cores() -> None:
-    """Give the storing thread's metric kernels a quarter of the CPUs (at least one): the loaders and the model
-    use the rest, and on a small machine parallel kernels there only spin against them. The metrics are the
-    same bits for any thread count."""
-    import numba
-
-    numba.set_num_threads(max(1, min(available_cpus() // 4, numba.config.NUMBA_NUM_THREADS)))
 
 
 def intact_finished(store: ResultStore, plan: Plan, display: RunDisplay) -> tuple[set[str], set[str]]:
