@@ -149,7 +149,7 @@ class MPAMA(MPA):
     """MPAMA: stage 1 (MPA), then the MoE adaptation of the visual projection with the text frozen."""
 
     name: ClassVar[str] = "mpama"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
     label: ClassVar[str] = "MPAMA"
     config_class: ClassVar[type[MPAMAConfig]] = MPAMAConfig
     random_init_overrides: ClassVar[dict[str, Any]] = {**DEMO, "stage2_epochs": 1}
