@@ -83,3 +83,18 @@ def test_a_run_does_load_torch(results):
                                        "--eval-size", "32")
     assert status == 0, err
     assert "torch" in loaded
+
+
+@pytest.mark.parametrize("preset, expected", [
+    ({}, {"GOMP_SPINCOUNT": "30000"}),
+    ({"GOMP_SPINCOUNT": "5"}, {"GOMP_SPINCOUNT": "5"}),  # the user's choice stays
+    ({"OMP_WAIT_POLICY": "ACTIVE"}, {"OMP_WAIT_POLICY": "ACTIVE"}),  # a policy sets its own spin
+])
+def test_the_cli_shortens_openmp_spin_before_anything_loads_torch(preset, expected):
+    probe = ("import os, sys\nfrom zsadbench.cli.main import main\nmain(['list'])\n"
+             "print('SPIN', os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    environment = {k: v for k, v in env().items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    environment.update(preset, ZSADBENCH_DISABLE_PLUGIN_AUTOLOAD="1")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=environment)
+    line = next(line for line in done.stdout.splitlines() if line.startswith("SPIN")).split()[1:]
+    assert line == [expected.get("GOMP_SPINCOUNT", "None"), expected.get("OMP_WAIT_POLICY", "None"), "False"]
