@@ -5,7 +5,7 @@ MVTec AD categories, half of them with a defect and its mask; kept in ``--tree``
 process:
 
 1. **floor**: decoding and resizing every test image and mask alone, with the run's loader
-   (:class:`~zsadbench.runner.loading.ImageSet`, same worker count, batch size and sizes);
+   (:class:`~zsadbench.runner.loading.Prefetcher` over the categories, same worker count, batch size and sizes);
 2. **run**: ``zsadbench run`` with ``NullMethod`` below: its map is the image's grey level pooled over the
    patch grid of a ViT-L/14 at 518 px (37 x 37), which the runner resizes to the evaluation size; the run's
    own per-stage times (each cell's provenance) say where the time went;
@@ -46,7 +46,7 @@ from zsadbench.cli.main import main  # noqa: E402
 from zsadbench.config import MethodConfig  # noqa: E402
 from zsadbench.maps import smooth  # noqa: E402
 from zsadbench.method import Method  # noqa: E402
-from zsadbench.runner.loading import ImageSet  # noqa: E402
+from zsadbench.runner.loading import ImageSet, Prefetcher  # noqa: E402
 from zsadbench.runner.plan import default_workers  # noqa: E402
 from zsadbench.store import ResultStore  # noqa: E402
 from zsadbench.store.artifacts import stored_levels, unpack_masks  # noqa: E402
@@ -126,10 +126,10 @@ def floor(tree: Path, eval_size: int, input_size: int, workers: int, batch: int)
     """Seconds to decode and resize every test image and mask with the run's loader, and the image count."""
     adapter = registry.datasets().get("mvtec")(tree)
     started, count = time.perf_counter(), 0
-    for category in adapter.categories():
-        samples = adapter.select("test", category)
-        for loaded in ImageSet(adapter, samples, input_size, eval_size, workers).iter_batches(batch):
-            count += len(loaded.samples)
+    sets = [ImageSet(adapter, adapter.select("test", c), input_size, eval_size, workers) for c in adapter.categories()]
+    with Prefetcher(sets, batch) as loads:  # as the runner loads a fit group's cells
+        for index in range(len(sets)):
+            count += sum(len(loaded.samples) for loaded in loads.batches(index))
     return time.perf_counter() - started, count
 
 

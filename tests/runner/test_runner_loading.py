@@ -26,3 +26,57 @@ def test_batches_hold_each_resized_image_in_order(data_root, batch_size, workers
             assert np.array_equal(tensor.numpy(), expected)
             seen.append(sample)
     assert seen == [samples[i] for i in order]
+
+
+class _Recording(toy_plugins.ToyDataset):
+    """The toy dataset, noting the order in which images are loaded and failing on the images in ``broken``."""
+
+    def __init__(self, root, broken=()):
+        super().__init__(root)
+        self.loaded, self.broken = [], set(broken)
+
+    def load_image(self, sample):
+        self.loaded.append(sample.image_path)
+        if sample.image_path in self.broken:
+            raise OSError(f"cannot read {sample.image_path}")
+        return super().load_image(sample)
+
+
+def test_the_next_set_loads_while_the_last_batch_of_this_one_is_used(data_root):
+    import threading
+
+    from zsadbench.runner.loading import Prefetcher
+
+    class Announcing(_Recording):
+        def load_image(self, sample):
+            if sample.image_path == watched:
+                started.set()
+            return super().load_image(sample)
+
+    adapter = Announcing(data_root / "toy")
+    first, second = (adapter.select("test", category) for category in adapter.categories())
+    watched, started = second[0].image_path, threading.Event()
+    sets = [ImageSet(adapter, first, 16, 8, 2), ImageSet(adapter, second, 16, 8, 2)]
+    with Prefetcher(sets, 4) as loads:
+        batches = list(loads.batches(0))
+        assert [s for b in batches for s in b.samples] == first
+        # every batch of the first set is out and the second set was not asked for: its first image is loading
+        assert started.wait(30)
+        assert [s for b in loads.batches(1) for s in b.samples] == second
+        with pytest.raises(ValueError, match="already passed"):
+            next(loads.batches(0))
+
+
+def test_a_set_left_unfinished_is_dropped_and_a_broken_image_fails_only_its_set(data_root):
+    from zsadbench.runner.loading import Prefetcher
+
+    probe = toy_plugins.ToyDataset(data_root / "toy")
+    alpha, beta = (probe.select("test", category) for category in probe.categories())
+    adapter = _Recording(data_root / "toy", broken={beta[0].image_path})
+    sets = [ImageSet(adapter, alpha, 16, 8, 2), ImageSet(adapter, beta, 16, 8, 2), ImageSet(adapter, alpha, 16, 8, 2)]
+    with Prefetcher(sets, 2) as loads:
+        next(loads.batches(0))  # the first set's cell stops after one batch
+        with pytest.raises(OSError, match="cannot read"):
+            list(loads.batches(1))
+        last = [s for b in loads.batches(2) for s in b.samples]
+    assert last == alpha

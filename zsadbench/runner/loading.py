@@ -101,32 +101,8 @@ class ImageSet:
         order = np.arange(len(self.samples))
         if shuffle:
             order = np.random.default_rng(seed).permutation(order)
-        chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        ahead = max(2 * batch_size, 4 * self.workers)
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="zsadbench-load")
-        # Each batch's tensor is allocated once and filled in place by the loaders: no per-image tensors to
-        # stack on the consuming thread.
-        waiting = ((c, slot) for c in range(len(chunks)) for slot in range(len(chunks[c])))
-        tensors: dict[int, torch.Tensor] = {}
-        in_flight: deque[Future] = deque()
-
-        def top_up() -> None:
-            for c, slot in waiting:
-                if c not in tensors:
-                    tensors[c] = torch.empty((len(chunks[c]), 3, self.input_size, self.input_size),
-                                             pin_memory=self.pin_memory)
-                in_flight.append(pool.submit(self._load, self.samples[chunks[c][slot]], tensors[c][slot]))
-                if len(in_flight) >= ahead:
-                    return
-
-        try:
-            for c, chunk in enumerate(chunks):
-                top_up()
-                masks = [in_flight.popleft().result() for _ in chunk]
-                top_up()
-                yield self._assemble([self.samples[i] for i in chunk], tensors.pop(c), masks)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        with Prefetcher([self], batch_size, orders=[order]) as loads:
+            yield from loads.batches(0)
 
     def batches(self, batch_size: int = 8, shuffle: bool = False, seed: int = 0) -> Iterator[Batch]:
         """Batches with ``gt_label`` and ``gt_mask`` (at ``mask_size``) filled in: the form ``FitData`` hands out."""
@@ -147,3 +123,67 @@ class ImageSet:
             load_original=lambda index: self.original(samples[index]),
         )
         return LoadedBatch(batch=batch, samples=samples, masks=masks, labels=labels)
+
+
+class Prefetcher:
+    """The batches of several image sets, one set after another, from one pool of loader threads that keeps
+    loading ahead across the boundary between two sets: the first batches of the next set load while the last
+    ones of this set are used (a model, on a GPU especially, does not wait for each category's first batch).
+
+    Up to ``max(2 × batch_size, 4 × workers)`` images are in flight. Each batch's tensor is allocated once and
+    filled in place by the loaders, so no per-image tensors are stacked on the consuming thread. Sets are taken
+    in order with :meth:`batches`; what was loaded for a set left unfinished (its cell failed) is dropped.
+    """
+
+    def __init__(self, sets: list[ImageSet], batch_size: int, *, orders: list[np.ndarray] | None = None) -> None:
+        self.sets = list(sets)
+        orders = orders if orders is not None else [np.arange(len(s)) for s in self.sets]
+        self.chunks = [[order[i : i + batch_size] for i in range(0, len(order), batch_size)] for order in orders]
+        workers = max([s.workers for s in self.sets] or [1])
+        self.ahead = max(2 * batch_size, 4 * workers)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="zsadbench-load")
+        self._jobs = ((s, c, slot) for s, chunks in enumerate(self.chunks) for c in range(len(chunks))
+                      for slot in range(len(chunks[c])))
+        self._tensors: dict[tuple[int, int], torch.Tensor] = {}
+        self._in_flight: deque[tuple[int, Future]] = deque()
+        self._current = 0
+
+    def _top_up(self) -> None:
+        while len(self._in_flight) < self.ahead:
+            job = next(self._jobs, None)
+            if job is None:
+                return
+            s, c, slot = job
+            if s < self._current:
+                continue
+            images = self.sets[s]
+            if (s, c) not in self._tensors:
+                size = images.input_size
+                self._tensors[s, c] = torch.empty((len(self.chunks[s][c]), 3, size, size), pin_memory=images.pin_memory)
+            sample = images.samples[self.chunks[s][c][slot]]
+            self._in_flight.append((s, self._pool.submit(images._load, sample, self._tensors[s, c][slot])))
+
+    def batches(self, index: int) -> Iterator[LoadedBatch]:
+        """The batches of set ``index`` (in the order given for it); call for the sets in increasing order."""
+        if index < self._current:
+            raise ValueError(f"set {index} was already passed (sets are taken in order; now at {self._current})")
+        self._current = index
+        while self._in_flight and self._in_flight[0][0] < index:
+            self._in_flight.popleft()[1].cancel()
+        self._tensors = {key: tensor for key, tensor in self._tensors.items() if key[0] >= index}
+        images = self.sets[index]
+        for c, chunk in enumerate(self.chunks[index]):
+            self._top_up()
+            masks = [self._in_flight.popleft()[1].result() for _ in chunk]
+            self._top_up()
+            yield images._assemble([images.samples[i] for i in chunk], self._tensors.pop((index, c)), masks)
+
+    def close(self) -> None:
+        """Stop the loader threads (those running finish their image)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> "Prefetcher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

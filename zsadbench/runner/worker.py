@@ -36,7 +36,7 @@ from ..store.files import atomic_write_bytes, out_of_space
 from ..store.schema import Provenance
 from ..types import Batch
 from .identity import index_digest
-from .loading import ImageSet
+from .loading import ImageSet, LoadedBatch, Prefetcher
 from .plan import Cell, FitGroup
 from .planner import MethodSpec, Plan
 from .provenance import device_name, environment, peak_memory_mb, reset_peak_memory
@@ -90,13 +90,34 @@ def compute_group(
         for cell in cells:
             yield failure(cell, exc, spec, out)
         return
-    for cell in cells:
+    sets, unreadable = _test_sets(plan, cells, method.input_size)
+    with Prefetcher(sets, plan.config.batch_size) as loads:  # the next cell's images load while this one finishes
+        for index, cell in enumerate(cells):
+            try:
+                if index in unreadable:
+                    raise unreadable[index]
+                yield _run_cell(plan, method, cell, fit_info, step, support, score, sets[index], loads.batches(index))
+            except FATAL:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                yield failure(cell, exc, spec, out)
+
+
+def _test_sets(plan: Plan, cells: list[Cell], input_size: int) -> tuple[list[ImageSet], dict[int, Exception]]:
+    """Each cell's test images, and the error of each cell whose images cannot be listed (it fails alone)."""
+    config = plan.config
+    sets, unreadable = [], {}
+    for index, cell in enumerate(cells):
+        adapter = plan.adapters[cell.dataset]
         try:
-            yield _run_cell(plan, method, cell, fit_info, step, support, score)
+            samples = adapter.select("test", cell.category)
         except FATAL:
             raise
         except Exception as exc:  # noqa: BLE001
-            yield failure(cell, exc, spec, out)
+            samples, unreadable[index] = [], exc
+        sets.append(ImageSet(adapter, samples, input_size, config.eval_size, config.workers,
+                             pin_memory=config.device.startswith("cuda")))
+    return sets, unreadable
 
 
 def failure(cell: Cell, exc: BaseException, spec: MethodSpec | None = None, out: Path | None = None) -> CellOutcome:
@@ -233,19 +254,18 @@ def _trained_state(plan: Plan, spec: MethodSpec, group: FitGroup, out: Path, ste
 
 
 # -- one cell ------------------------------------------------------------------------------------
-def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step, support, score: bool) -> CellOutcome:
+def _run_cell(plan: Plan, method: Method, cell: Cell, fit_info: dict, step: Step, support, score: bool,
+              images: ImageSet, batches: Iterator[LoadedBatch]) -> CellOutcome:
+    """Predict the cell's test ``images`` from ``batches`` (their loaded batches) and build its outcome."""
     config = plan.config
-    adapter = plan.adapters[cell.dataset]
-    samples = adapter.select("test", cell.category)
-    images = ImageSet(adapter, samples, method.input_size, config.eval_size, config.workers,
-                      pin_memory=config.device.startswith("cuda"))
+    adapter = images.adapter
+    samples = images.samples
     seed_everything(cell.seed, config.threads)
     reset_peak_memory(config.device)
     started = time.perf_counter()
     clock = StageClock()
     scores, levels, lows, highs, masks, labels, keys = [], [], [], [], [], [], []
     stats: dict[str, torch.Tensor] = {}
-    batches = images.iter_batches(config.batch_size)
     while (loaded := clock.run("load_wait", next, batches, None)) is not None:
         batch = Batch(
             image=loaded.batch.image,
