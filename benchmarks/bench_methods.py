@@ -2,7 +2,8 @@
 
 For each method: images/s of ``Method.predict`` (under ``torch.inference_mode``, as the runner calls it) and
 images/s of the plain full forward of the very image-tower module the method built (open_clip's
-``VisionTransformer.forward`` for CLIP, the timm model for DINOv2 and the CNN baselines (their feature network, cut after the last stage the method reads), after the backbone's normalisation), at the
+``VisionTransformer.forward`` for CLIP, the timm model for DINOv2 and the CNN baselines (their feature network,
+cut after the last stage the method reads), after the backbone's normalisation), at the
 method's input size, batch and precision (fp32, or bf16 autocast). The two sides run alternately, one call each
 per repeat with the order swapped every repeat, after warm-up calls, so machine load hits both alike; the
 reported rate is the batch over the fastest call of each side (on a shared machine other jobs only ever add

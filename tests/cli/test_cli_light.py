@@ -92,7 +92,8 @@ def test_a_run_does_load_torch(results):
 ])
 def test_the_cli_shortens_openmp_spin_before_anything_loads_torch(preset, expected):
     probe = ("import os, sys\nfrom zsadbench.cli.main import main\nmain(['list'])\n"
-             "print('SPIN', os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+             "print('SPIN', os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'),"
+             " 'torch' in sys.modules)")
     environment = {k: v for k, v in env().items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     environment.update(preset, ZSADBENCH_DISABLE_PLUGIN_AUTOLOAD="1")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=environment)

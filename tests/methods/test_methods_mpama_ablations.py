@@ -251,7 +251,8 @@ def test_pre_routing_without_gradients_pools_the_expert_outputs_and_matches_the_
     model = MPAMA(cfg, pretrained="none").setup().model_
     model.moe = build_moe(model, cfg, 5, seed=0)
     with torch.no_grad():  # the learnable experts made to differ from the frozen one
-        model.moe.learnable.add_(0.05 * torch.randn(model.moe.learnable.shape, generator=torch.Generator().manual_seed(1)))
+        noise = torch.randn(model.moe.learnable.shape, generator=torch.Generator().manual_seed(1))
+        model.moe.learnable.add_(0.05 * noise)
     h, w = model.grid
     tokens = torch.randn(2, h * w, model.backbone.visual.proj.shape[0], generator=torch.Generator().manual_seed(0))
     calls = []

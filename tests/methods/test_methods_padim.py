@@ -47,7 +47,8 @@ def test_stacked_embedding_replicates_the_deeper_cells_and_keeps_the_chosen_chan
                       maps[2].repeat_interleave(4, 2).repeat_interleave(4, 3)], dim=1)
     assert torch.equal(out, full[:, channels])
     # the layout the CNN hands over does not matter
-    assert torch.equal(stacked_embedding([m.contiguous(memory_format=torch.channels_last) for m in maps], channels), out)
+    channels_last = [m.contiguous(memory_format=torch.channels_last) for m in maps]
+    assert torch.equal(stacked_embedding(channels_last, channels), out)
 
 
 @pytest.mark.parametrize("count,dim", [(5, 4), (7, 3), (2, 6)])

@@ -178,7 +178,7 @@ def cached_taps(
 
     def flat(subset: torch.Tensor) -> dict[str, torch.Tensor]:
         out = compute(subset)
-        plain = {} if vv_last == 0 or not final_patches else {f"ordinary.{i}": p for i, p in zip(out.indices, out.ordinary)}
+        plain = {f"ordinary.{i}": p for i, p in zip(out.indices, out.ordinary)} if vv_last else {}
         attention = {f"attention.{i}": t for i, t in out.attention.items()}
         return {"cls": out.cls, **{f"patches.{i}": p for i, p in zip(out.indices, out.patches)}, **plain, **attention}
 
@@ -194,7 +194,7 @@ def cached_taps(
     return Intermediates(
         indices=tuple(taken),
         patches=patches,
-        ordinary=patches if vv_last == 0 else [found[f"ordinary.{i}"] for i in taken] if final_patches else [],
+        ordinary=patches if vv_last == 0 else [found[f"ordinary.{i}"] for i in taken if final_patches],
         cls=found["cls"],
         extra=None,
         final=None,

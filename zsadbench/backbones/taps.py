@@ -209,7 +209,7 @@ def collect(
     return Intermediates(
         indices=tuple(i + 1 for i in take),
         patches=patches,
-        ordinary=patches if vv_last == 0 else [head(t[:, num_prefix:]) for t in streams.ordinary] if final_patches else [],
+        ordinary=patches if vv_last == 0 else _ordinary(streams, num_prefix, head, final_patches),
         cls=head(x[:, num_extra]),
         extra=head(x[:, :num_extra]) if num_extra else None,
         final=x,
@@ -217,6 +217,12 @@ def collect(
         attention={block: head(t[:, num_prefix:]) for block, t in streams.attention.items()},
     )
 
+
+
+def _ordinary(streams: Streams, num_prefix: int, head: Callable[[torch.Tensor], torch.Tensor],
+              final_patches: bool) -> list[torch.Tensor]:
+    """The ordinary-stream taps, special tokens stripped; none when the last block's patches were skipped."""
+    return [head(t[:, num_prefix:]) for t in streams.ordinary] if final_patches else []
 
 class NormalizingBackbone(nn.Module):
     """What every backbone shares: the wrapped model, its name, weights record and input mean/std."""

@@ -59,7 +59,7 @@ class ImageSet:
     """The samples of one adapter, loaded lazily in batches by a pool of threads.
 
     Decoding, resizing and the conversion to a float tensor run in ``workers`` threads (PIL and torch release
-    the GIL), which keep up to ``prefetch`` images in flight ahead of the batch being used; with
+    the GIL), which load ahead of the batch being used (see :class:`Prefetcher`); with
     ``pin_memory`` (for a CUDA device) batches come in page-locked memory, so the copy to the GPU is fast and
     may be asynchronous.
     """
@@ -159,7 +159,8 @@ class Prefetcher:
             images = self.sets[s]
             if (s, c) not in self._tensors:
                 size = images.input_size
-                self._tensors[s, c] = torch.empty((len(self.chunks[s][c]), 3, size, size), pin_memory=images.pin_memory)
+                shape = (len(self.chunks[s][c]), 3, size, size)
+                self._tensors[s, c] = torch.empty(shape, pin_memory=images.pin_memory)
             sample = images.samples[self.chunks[s][c][slot]]
             self._in_flight.append((s, self._pool.submit(images._load, sample, self._tensors[s, c][slot])))
 
